@@ -1,0 +1,363 @@
+"""The autograd engine: Tensor, the Function contract, and reverse-mode backward.
+
+Reading guide
+-------------
+* A ``Tensor`` wraps an array (``.data``, NumPy or CuPy) and remembers the ``Function`` that
+  made it (``.creator``). Leaves (made by the user) have no creator.
+* A ``Function`` is one differentiable operation. A subclass writes
+
+      forward(*arrays)   -> array or tuple of arrays       (plain array math)
+      backward(*grads)   -> Tensor or tuple of Tensors     (one gradient per input)
+
+  ``backward`` receives the gradients of the outputs as Tensors and returns the gradients of the
+  inputs: the chain rule, local to one op. Ops whose backward is written with Tensor operations
+  can be differentiated again (``create_graph=True``); ops whose backward uses raw arrays for speed
+  set ``differentiable_backward = False``.
+* ``backward()`` visits Functions from the output towards the leaves in order of decreasing
+  *generation* (a Function's generation is one more than the newest input it saw), so a Function
+  runs only after every consumer of its outputs has delivered its gradient. That is what makes
+  reused nodes (``b = a + a; c = b + b``) and DenseNet's every-layer-feeds-every-later-layer
+  pattern come out right.
+"""
+import functools
+import heapq
+import itertools
+
+import numpy
+
+from . import backend
+
+# ----------------------------------------------------------------------------------------------
+# Gradient mode
+# ----------------------------------------------------------------------------------------------
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+class set_grad_enabled:
+    """Context manager (and decorator) that turns graph recording on or off."""
+
+    def __init__(self, mode):
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        global _grad_enabled
+        self.previous, _grad_enabled = _grad_enabled, self.mode
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.previous
+
+    def __call__(self, fn):
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+        return wrapped
+
+
+class no_grad(set_grad_enabled):
+    """``with md.no_grad():`` runs ops without recording a graph (evaluation, optimizer steps)."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    def __init__(self):
+        super().__init__(True)
+
+
+class ShapeError(ValueError):
+    """A shape problem, reported with the op's name and the shapes involved."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Tensor
+# ----------------------------------------------------------------------------------------------
+class Tensor:
+    """An array plus what autograd needs: ``grad``, ``requires_grad`` and the ``creator`` op."""
+
+    __array_priority__ = 1000  # numpy_scalar * tensor calls Tensor.__rmul__, not NumPy's
+
+    def __init__(self, data, requires_grad=False):
+        xp = backend.get_array_module(data)
+        self.data = data if isinstance(data, xp.ndarray) else numpy.asarray(data)
+        self.grad = None
+        self.creator = None        # the Function that produced this tensor (None for a leaf)
+        self.output_index = 0      # which output of the creator this is
+        self.generation = 0
+        self._retain_grad = False
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    # -- autograd flags ------------------------------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if flag and self.data.dtype.kind not in "fc":
+            raise TypeError(
+                f"only floating-point tensors can require gradients, got dtype {self.data.dtype} "
+                f"with shape {self.shape}; create it with dtype=md.float32 (or md.float64)")
+        self._requires_grad = bool(flag)
+
+    @property
+    def is_leaf(self):
+        return self.creator is None
+
+    @property
+    def grad_fn(self):
+        return self.creator
+
+    def retain_grad(self):
+        """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep theirs)."""
+        self._retain_grad = True
+        return self
+
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
+        """Compute d(self)/d(leaf) for every leaf that requires grad, accumulating into ``.grad``."""
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not require grad and has no graph; "
+                               "did you create the inputs with requires_grad=True?")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() on a tensor of shape {self.shape} needs a gradient argument of "
+                    f"that shape (or reduce it first, e.g. y.sum().backward())")
+            grad = Tensor(backend.get_array_module(self.data).ones_like(self.data))
+        grad = grad if isinstance(grad, Tensor) else Tensor(grad)
+        if grad.shape != self.shape:
+            raise ShapeError(f"backward(): gradient of shape {grad.shape} given for a tensor of "
+                             f"shape {self.shape}")
+        run_backward([self], [grad], retain_graph=retain_graph, create_graph=create_graph)
+
+    # -- array facts ---------------------------------------------------------------------------
+    shape = property(lambda self: tuple(self.data.shape))
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    device = property(lambda self: backend.device_of(self.data))
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self):
+        return int(self.data.size)
+
+    def __len__(self):
+        return len(self.data)
+
+    def numpy(self):
+        """The data as a NumPy array (copied from the GPU when needed)."""
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): only a one-element tensor has an item, shape is {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self):
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    def __repr__(self):
+        body = numpy.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        extras = [f"dtype={self.dtype}"] if self.dtype not in (numpy.float32, numpy.int64) else []
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.creator is not None:
+            extras.append(f"grad_fn=<{self.creator.name}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({body}{''.join(', ' + e for e in extras)})"
+
+    def __bool__(self):
+        return bool(self.data)
+
+    # Operators and methods are attached at the bottom of minidense/ops/__init__.py, so that each
+    # op lives in one place (its own file) and Tensor stays short.
+
+
+# ----------------------------------------------------------------------------------------------
+# Function: the contract every differentiable op follows
+# ----------------------------------------------------------------------------------------------
+class Function:
+    """One op: ``forward`` on arrays, ``backward`` on gradient Tensors. Call an instance to apply it."""
+
+    differentiable_backward = True   # False: backward works on raw arrays (no double backward)
+    inputs = None                    # the input Tensors, kept until backward frees them
+    released = False
+
+    @property
+    def name(self):
+        return type(self).__name__.lower()
+
+    def __call__(self, *inputs):
+        inputs = _as_tensors(self.name, inputs)
+        try:
+            outputs = self.forward(*[x.data for x in inputs])
+        except ShapeError:
+            raise
+        except ValueError as exc:  # NumPy's broadcast/matmul messages, made to name the op
+            shapes = ", ".join(str(x.shape) for x in inputs)
+            raise ShapeError(f"{self.name}: {exc} (input shapes: {shapes})") from exc
+        single = not isinstance(outputs, tuple)
+        outputs = [Tensor(a) for a in ((outputs,) if single else outputs)]
+        if _grad_enabled and any(x.requires_grad for x in inputs):
+            self.inputs = inputs
+            self.generation = max(x.generation for x in inputs)
+            self.output_meta = [(o.data.shape, o.data.dtype) for o in outputs]
+            for i, out in enumerate(outputs):
+                out.creator, out.output_index, out.generation = self, i, self.generation + 1
+                out._requires_grad = out.data.dtype.kind in "fc"
+        return outputs[0] if single else tuple(outputs)
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def backward(self, *grads):
+        raise NotImplementedError(f"{self.name} has no backward")
+
+    def release(self):
+        """Drop the inputs and anything forward saved, keeping only what ordering needs."""
+        keep = {k: v for k, v in self.__dict__.items() if k in ("generation", "output_meta")}
+        self.__dict__.clear()
+        self.__dict__.update(keep, released=True)
+
+
+def _as_tensors(op_name, values):
+    """Turn the inputs of an op into Tensors; Python scalars take the dtype of a Tensor input."""
+    reference = next((v for v in values if isinstance(v, Tensor)), None)
+    tensors = []
+    for v in values:
+        if isinstance(v, Tensor):
+            tensors.append(v)
+        elif reference is not None and numpy.isscalar(v):
+            xp = backend.get_array_module(reference.data)
+            kind = reference.data.dtype.kind
+            dtype = reference.dtype if (kind in "fc" or isinstance(v, (int, bool))) else None
+            tensors.append(Tensor(xp.asarray(v, dtype=dtype)))
+        else:
+            tensors.append(Tensor(v))
+    devices = {x.device for x in tensors if x.data.ndim > 0 or x.device == "cuda"}
+    if len(devices) > 1:
+        where = ", ".join(f"{x.shape} on {x.device}" for x in tensors)
+        raise RuntimeError(f"{op_name}: inputs live on different devices ({where}); "
+                           f"move them with .to('cuda') or .to('cpu') first")
+    return tensors
+
+
+# ----------------------------------------------------------------------------------------------
+# The backward pass
+# ----------------------------------------------------------------------------------------------
+def run_backward(roots, root_grads, retain_graph=None, create_graph=False, inputs=None):
+    """Propagate ``root_grads`` from ``roots`` back through the graph.
+
+    With ``inputs=None`` gradients accumulate into ``.grad`` of leaves (and of tensors that called
+    ``retain_grad``). With a list of ``inputs`` nothing is accumulated; their gradients are returned.
+    """
+    if retain_graph is None:
+        retain_graph = create_graph
+    wanted = {id(t): None for t in inputs} if inputs is not None else None
+    pending = {}           # Function -> [gradient of each output, summed over its consumers]
+    queue, tiebreak = [], itertools.count()
+
+    def deliver(tensor, grad):
+        if wanted is not None and id(tensor) in wanted:
+            wanted[id(tensor)] = grad if wanted[id(tensor)] is None else wanted[id(tensor)] + grad
+        if wanted is None and (tensor.creator is None or tensor._retain_grad):
+            _accumulate_grad(tensor, grad, create_graph)
+        function = tensor.creator
+        if function is None:
+            return
+        if function not in pending:
+            pending[function] = [None] * len(function.output_meta)
+            heapq.heappush(queue, (-function.generation, next(tiebreak), function))
+        slots = pending[function]
+        slots[tensor.output_index] = grad if slots[tensor.output_index] is None \
+            else slots[tensor.output_index] + grad
+
+    with set_grad_enabled(create_graph):
+        for root, grad in zip(roots, root_grads):
+            deliver(root, grad)
+        while queue:
+            function = heapq.heappop(queue)[2]
+            output_grads = pending.pop(function)
+            if function.released:
+                raise RuntimeError(
+                    f"{function.name}: trying to backward through the graph a second time, but its "
+                    f"saved buffers were freed by the first backward(). Pass retain_graph=True to "
+                    f"the first backward() if you really need two passes.")
+            if create_graph and not function.differentiable_backward:
+                raise RuntimeError(f"{function.name}: create_graph=True is not supported, its "
+                                   f"backward is written with raw arrays for speed")
+            output_grads = [g if g is not None else _zeros(shape, dtype, function.inputs[0].data)
+                            for g, (shape, dtype) in zip(output_grads, function.output_meta)]
+            input_grads = function.backward(*output_grads)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            for x, gx in zip(function.inputs, input_grads):
+                if gx is None or not x.requires_grad:
+                    continue
+                if gx.shape != x.shape:
+                    raise ShapeError(f"{function.name}.backward returned a gradient of shape "
+                                     f"{gx.shape} for an input of shape {x.shape}")
+                deliver(x, gx)
+            if not retain_graph:
+                function.release()
+    if inputs is not None:
+        return tuple(wanted[id(t)] for t in inputs)
+
+
+def _zeros(shape, dtype, like):
+    return Tensor(backend.get_array_module(like).zeros(shape, dtype=dtype))
+
+
+def _accumulate_grad(tensor, grad, create_graph):
+    """tensor.grad += grad. Without create_graph the stored gradient is a private, graph-free copy."""
+    if create_graph:
+        tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+    elif tensor.grad is None:
+        tensor.grad = Tensor(grad.data.copy())
+    else:
+        tensor.grad.data += grad.data
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned rather than accumulated.
+
+    Like ``torch.autograd.grad``. With ``create_graph=True`` the returned gradients are themselves
+    part of a graph, so they can be differentiated again.
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single_input = isinstance(inputs, Tensor)
+    inputs = [inputs] if single_input else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    seeds = []
+    for out, g in zip(outputs, grad_outputs):
+        if g is None:
+            if out.data.size != 1:
+                raise RuntimeError(f"grad(): output of shape {out.shape} needs a grad_outputs entry")
+            g = Tensor(backend.get_array_module(out.data).ones_like(out.data))
+        seeds.append(g if isinstance(g, Tensor) else Tensor(g))
+    found = run_backward(outputs, seeds, retain_graph=retain_graph, create_graph=create_graph,
+                         inputs=inputs)
+    if not allow_unused and any(g is None for g in found):
+        missing = [i for i, g in enumerate(found) if g is None]
+        raise RuntimeError(f"grad(): inputs {missing} were not used to compute the outputs "
+                           f"(pass allow_unused=True to get None for them)")
+    return found[0] if single_input else found

@@ -1,0 +1,44 @@
+"""One seeded random generator per array module, so runs and resumes are reproducible.
+
+``md.manual_seed(n)`` reseeds it; ``get_state()``/``set_state()`` save and restore it in checkpoints.
+Initialisation, dropout masks, shuffling and augmentation all draw from here.
+"""
+import numpy
+
+from . import backend
+
+_seed = 0
+_generators = {}
+
+
+def manual_seed(seed):
+    """Reseed every generator (CPU and GPU) from one integer."""
+    global _seed
+    _seed = int(seed)
+    _generators.clear()
+
+
+def generator(xp=numpy):
+    """The run's generator for an array module (numpy.random.Generator or CuPy's)."""
+    name = xp.__name__
+    if name not in _generators:
+        _generators[name] = xp.random.default_rng(_seed)
+    return _generators[name]
+
+
+def get_state():
+    """The CPU generator's state as plain JSON-able values (for checkpoints)."""
+    return {"seed": _seed, "numpy": generator(numpy).bit_generator.state}
+
+
+def set_state(state):
+    global _seed
+    _seed = int(state["seed"])
+    generator(numpy).bit_generator.state = state["numpy"]
+
+
+def rng_for(array_or_device):
+    """The generator that makes arrays where ``array_or_device`` lives."""
+    if isinstance(array_or_device, str):
+        return generator(backend.array_module(array_or_device))
+    return generator(backend.get_array_module(array_or_device))
