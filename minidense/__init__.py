@@ -19,7 +19,8 @@ from .creation import (arange, full, ones, ones_like, rand, randn, randn_like, t
 from .ops import (abs, argmax, cat, exp, flatten, log, matmul, max, mean, min, permute, relu,
                   reshape, sigmoid, split, sqrt, stack, sum, tanh, transpose)
 from .random import manual_seed
-from .gradcheck import gradcheck, gradgradcheck
+from . import gradcheck as gradcheck_module
+from .gradcheck import GradcheckError, GradcheckReport, gradcheck, gradgradcheck
 
 __version__ = "0.1.0"
 

@@ -300,6 +300,6 @@ def to(x, device=None, dtype=None):
     import numpy
     device = backend.check_device(device) if device is not None else None
     dtype = numpy.dtype(dtype) if dtype is not None else None
-    if (device in (None, x.device)) and (dtype in (None, x.dtype)):
+    if (device is None or device == x.device) and (dtype is None or dtype == x.dtype):
         return x
     return To(device, dtype)(x)

@@ -1,0 +1,176 @@
+"""The engine: graph ordering, gradient accumulation, retain_grad, no_grad, double backward, errors."""
+import numpy as np
+import pytest
+
+import minidense as md
+
+
+def test_reused_node_gets_all_its_gradient():
+    a = md.tensor([1.0, -2.0], requires_grad=True)
+    b = a + a
+    c = b + b
+    c.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [4.0, 4.0])
+
+
+def test_dense_connectivity_pattern_matches_closed_form(rng):
+    # x1 = f(x0), x2 = f(cat(x0, x1)), x3 = f(cat(x0, x1, x2)): every output feeds every later one.
+    x0 = md.tensor(rng.standard_normal((2, 3)), dtype=md.float64, requires_grad=True)
+    feats = [x0]
+    for _ in range(3):
+        feats.append(md.tanh(md.cat(feats, axis=1)).sum(axis=1, keepdims=True) * 0.5)
+    out = md.cat(feats, axis=1).sum()
+    out.backward()
+
+    def forward(x):
+        fs = [x]
+        for _ in range(3):
+            fs.append(md.tanh(md.cat(fs, axis=1)).sum(axis=1, keepdims=True) * 0.5)
+        return md.cat(fs, axis=1)
+    x = md.tensor(x0.numpy(), requires_grad=True)
+    assert md.gradcheck(forward, (x,))
+    g, = md.grad(forward(x).sum(), [x])
+    np.testing.assert_allclose(x0.grad.numpy(), g.numpy(), rtol=1e-12)
+
+
+def test_gradients_accumulate_into_leaves_across_backward_calls():
+    x = md.tensor([3.0], requires_grad=True)
+    (x * 2).sum().backward()
+    (x * 5).sum().backward()
+    assert x.grad.item() == pytest.approx(7.0)
+
+
+def test_intermediate_gradients_only_with_retain_grad():
+    x = md.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    z = y * y
+    kept = x * 4
+    kept.retain_grad()
+    (z.sum() + kept.sum()).backward()
+    assert y.grad is None
+    np.testing.assert_allclose(kept.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_allclose(x.grad.numpy(), 18 * x.numpy() + 4)
+
+
+def test_second_backward_through_freed_graph_raises():
+    x = md.tensor([1.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_pass():
+    x = md.tensor([2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    assert x.grad.item() == pytest.approx(8.0)
+
+
+def test_no_grad_records_nothing():
+    x = md.tensor([1.0], requires_grad=True)
+    with md.no_grad():
+        y = x * 2
+    assert not y.requires_grad and y.creator is None
+    assert md.is_grad_enabled()
+
+    @md.no_grad()
+    def double(t):
+        return t * 2
+    assert not double(x).requires_grad
+
+
+def test_double_backward_of_cube_is_6x():
+    x = md.tensor(np.array([-1.5, 0.5, 2.0]), requires_grad=True)
+    y = (x ** 3).sum()
+    y.backward(create_graph=True)
+    first = x.grad
+    np.testing.assert_allclose(first.numpy(), 3 * x.numpy() ** 2)
+    x.grad = None
+    first.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 6 * x.numpy())
+
+
+def test_grad_function_returns_without_touching_dot_grad():
+    x = md.tensor([1.0, 2.0], requires_grad=True)
+    g, = md.grad((x * x).sum(), [x])
+    np.testing.assert_allclose(g.numpy(), [2.0, 4.0])
+    assert x.grad is None
+
+
+def test_backward_on_non_scalar_needs_gradient():
+    x = md.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"shape \(2,\) needs a gradient"):
+        (x * 2).backward()
+    (x * 2).backward(md.tensor([1.0, 10.0]))
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 20.0])
+
+
+def test_integer_tensor_cannot_require_grad():
+    with pytest.raises(TypeError, match="floating-point.*int64"):
+        md.tensor([1, 2, 3], requires_grad=True)
+
+
+def test_unknown_device_and_missing_cuda_are_explained():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        md.tensor([1.0], device="tpu")
+    if not md.cuda_available():
+        with pytest.raises(RuntimeError, match="CuPy|GPU"):
+            md.tensor([1.0], device="cuda")
+
+
+def test_mixed_devices_are_refused_with_the_shapes():
+    pytest.importorskip("cupy")
+    if not md.cuda_available():
+        pytest.skip("needs a CUDA GPU")
+    a = md.tensor([1.0, 2.0])
+    b = md.tensor([1.0, 2.0], device="cuda")
+    with pytest.raises(RuntimeError, match="different devices"):
+        a + b
+
+
+def test_backward_on_tensor_without_graph_is_explained():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        md.tensor([1.0]).sum().backward()
+
+
+def test_dtype_defaults_follow_pytorch():
+    assert md.tensor([1.0, 2.0]).dtype == np.float32
+    assert md.tensor([1, 2]).dtype == np.int64
+    assert md.tensor(np.zeros(2)).dtype == np.float64
+    x32 = md.tensor([1.0], requires_grad=True)
+    assert (x32 * 2.5 + 1).dtype == np.float32          # Python scalars do not upcast
+    assert (np.float64(2.0) * x32).dtype == np.float32
+    assert md.zeros(2, 3).shape == (2, 3) and md.ones((2,)).dtype == np.float32
+
+
+def test_manual_seed_makes_randn_reproducible():
+    md.manual_seed(7)
+    a = md.randn(3, 4).numpy()
+    md.manual_seed(7)
+    b = md.randn(3, 4).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, md.randn(3, 4).numpy())
+
+
+def test_tensor_basics_and_repr():
+    x = md.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    assert x.shape == (2, 2) and x.ndim == 2 and x.numel() == 4 and x.device == "cpu"
+    assert x.is_leaf and not (x * 2).is_leaf
+    assert "requires_grad=True" in repr(x) and "grad_fn=<mul>" in repr(x * 2)
+    assert x.sum().item() == 10.0
+    d = x.detach()
+    assert not d.requires_grad and d.data is x.data
+    assert (x > 2).numpy().tolist() == [[False, False], [True, True]]
+    assert len({x, d}) == 2   # tensors stay hashable
+
+
+def test_to_moves_dtype_with_gradient():
+    x = md.tensor([1.0, 2.0], requires_grad=True)
+    y = x.double()
+    assert y.dtype == np.float64
+    (y * y).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+    assert x.to("cpu") is x
