@@ -21,9 +21,18 @@ from .ops import (abs, argmax, cat, exp, flatten, log, matmul, max, mean, min, p
 from .random import manual_seed
 from . import gradcheck as gradcheck_module
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, gradgradcheck
+from .serialization import load, save
+from . import nn, optim
 
 __version__ = "0.1.0"
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int32, int64, uint8, bool_ = _np.int32, _np.int64, _np.uint8, _np.bool_
 concatenate = cat
+
+
+def summary(model, input_shape=None, **kwargs):
+    """Print a per-layer table of ``model`` (shapes, parameters, multiply-adds, activation memory)
+    and return the numbers; see ``minidense.models.summary``."""
+    from .models.summary import summary as model_summary
+    return model_summary(model, input_shape, **kwargs)

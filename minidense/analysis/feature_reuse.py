@@ -213,7 +213,7 @@ def paper_figure5(path=PAPER_CSV):
 
 #: A source "gets weight" from a target when its column-rescaled value reaches this level.
 SPREAD_LEVEL = 0.3
-#: Observation 1 holds when at least this share of target layers (l >= 2) spread their weight.
+#: Observation 1 holds when at least this share of target layers (l >= 3) spread their weight.
 SPREAD_SHARE = 0.75
 #: Observation 2: a transition "uses" a layer of its block when its rescaled weight reaches this.
 TRANSITION_LEVEL = 0.2
@@ -225,12 +225,16 @@ CLASSIFIER_RATIO = 2.0
 
 
 def _observe_spread(rescaled):
-    """(1) A target is 'spread' when at least half of its sources reach SPREAD_LEVEL."""
+    """(1) A target is 'spread' when at least half of its sources reach SPREAD_LEVEL.
+
+    Only targets with three sources or more (l >= 3) count: min-max rescaling turns any two values
+    into 0 and 1, so a two-source column is half 'spread' whatever the weights are.
+    """
     per_block = []
     for matrix in rescaled:
         num_layers = matrix.shape[0] - 1
         spread = [np.mean(matrix[:target, target - 1] >= SPREAD_LEVEL) >= 0.5
-                  for target in range(2, num_layers + 1)]
+                  for target in range(3, num_layers + 1)]
         per_block.append((sum(spread), len(spread)))
     spread_total = sum(count for count, _ in per_block)
     targets_total = sum(total for _, total in per_block)
@@ -239,8 +243,8 @@ def _observe_spread(rescaled):
     return {
         "id": 1,
         "statement": "Layers in a block spread their weight over many earlier inputs.",
-        "holds": bool(targets_total) and share >= SPREAD_SHARE,
-        "evidence": (f"{spread_total}/{targets_total} target layers (l >= 2) give at least half of "
+        "holds": bool(targets_total) and bool(share >= SPREAD_SHARE),
+        "evidence": (f"{spread_total}/{targets_total} target layers (l >= 3) give at least half of "
                      f"their sources a rescaled weight >= {SPREAD_LEVEL} ({details}); share "
                      f"{share:.2f}, needs >= {SPREAD_SHARE}."),
     }
@@ -253,7 +257,7 @@ def _observe_transitions(rescaled):
     return {
         "id": 2,
         "statement": "Transition layers spread their weight over all layers of the preceding block.",
-        "holds": bool(shares) and min(shares) >= TRANSITION_SHARE,
+        "holds": bool(shares) and bool(min(shares) >= TRANSITION_SHARE),
         "evidence": (f"share of the block's layers (s >= 1) with rescaled weight >= "
                      f"{TRANSITION_LEVEL}: {details or 'no transition layers'}; each needs >= "
                      f"{TRANSITION_SHARE}."),
@@ -278,7 +282,7 @@ def _observe_transition_outputs(rescaled):
         means = _row_means(matrix)
         others = means[1:]
         checks.append((block, means[0], others.min(), int(np.argmin(others)) + 1,
-                       means[0] < others.min()))
+                       bool(means[0] < others.min())))
     details = "; ".join(f"block {b}: row 0 mean {first:.3f} vs smallest other row {low:.3f} "
                         f"(s={s})" for b, first, low, s, _ in checks)
     return {
@@ -314,7 +318,7 @@ def reuse_observations(matrices):
     Each column is min-max rescaled first, so raw and rescaled matrices give the same verdicts.
     Returns a list of dicts with 'id', 'statement', 'holds' (bool) and 'evidence' (the numbers).
     Criteria, on rescaled values (thresholds are the module constants):
-      1. at least SPREAD_SHARE of the target layers l >= 2 give at least half of their sources a
+      1. at least SPREAD_SHARE of the target layers l >= 3 give at least half of their sources a
          weight >= SPREAD_LEVEL;
       2. every transition gives at least TRANSITION_SHARE of its block's layers (s >= 1) a weight
          >= TRANSITION_LEVEL;

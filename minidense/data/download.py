@@ -54,12 +54,12 @@ def damaged_file_error(path, url, problem):
     return DamagedFileError(f"{path} is damaged ({problem}). Delete it and download it again{where}.")
 
 
-def missing_file_error(dataset, filename, url, root):
-    """A DatasetNotFoundError that says which file to fetch, from where, and where to put it."""
+def missing_file_error(dataset, looked_for, urls, root):
+    """A DatasetNotFoundError that says what is missing, which URL(s) to fetch, and where to put them."""
     return DatasetNotFoundError(
-        f"{dataset}: {filename} was not found under {root}. Download it from {url} and put it "
-        f"in {root} (the archive itself or its extracted folder), or pass download=True when a "
-        f"network is available.")
+        f"{dataset}: {looked_for} not found under {root}. Download {' and '.join(urls)} and put "
+        f"{'it' if len(urls) == 1 else 'them'} in {root}, or pass download=True when a network "
+        f"is available.")
 
 
 def download_file(url, destination, expected_md5=None, chunk_size=1 << 16):

@@ -15,19 +15,23 @@ from collections import OrderedDict, namedtuple
 
 import numpy
 
-from .. import backend
+from .. import backend, creation
 from ..autograd import Tensor
 
 
 class Parameter(Tensor):
     """A Tensor that a Module treats as learnable: ``requires_grad=True`` by default.
 
-    ``Parameter(md.zeros(3))`` or ``Parameter(numpy_array)``; the data is not copied.
+    ``Parameter(md.zeros(3))`` or ``Parameter(array)`` share the data (no copy); Python lists
+    become float32 arrays, as with ``md.tensor``.
     """
 
     def __init__(self, data, requires_grad=True):
-        super().__init__(data.data if isinstance(data, Tensor) else data,
-                         requires_grad=requires_grad)
+        if isinstance(data, Tensor):
+            data = data.data
+        elif not isinstance(data, backend.get_array_module(data).ndarray):
+            data = creation.tensor(data).data
+        super().__init__(data, requires_grad=requires_grad)
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -45,7 +49,8 @@ def _as_buffer(value, name):
         return value
     if isinstance(value, backend.get_array_module(value).ndarray):
         return Tensor(value)
-    raise TypeError(f"buffer '{name}' must be a Tensor, an array or None, got {type(value).__name__}")
+    raise TypeError(f"buffer '{name}' must be a Tensor, an array or None, "
+                    f"got {type(value).__name__}")
 
 
 class Module:
@@ -277,8 +282,8 @@ class Module:
 
     # -- state dicts ----------------------------------------------------------------------------
     def _state_tensors(self):
-        """(dotted name, Tensor) for everything state_dict() saves: parameters and persistent buffers,
-        each module's own first, then its children's (the same order as PyTorch)."""
+        """(dotted name, Tensor) for everything state_dict() saves: parameters and persistent
+        buffers, each module's own first, then its children's (the same order as PyTorch)."""
         for module_name, module in self.named_modules(remove_duplicate=False):
             own = list(module._parameters.items()) + [
                 (n, b) for n, b in module._buffers.items()
@@ -290,7 +295,8 @@ class Module:
     def state_dict(self, keep_vars=False):
         """An ordered dict: dotted name -> NumPy array (a copy, also for GPU tensors).
 
-        BatchNorm running statistics are included. ``keep_vars=True`` returns the Tensors themselves.
+        BatchNorm running statistics are included. ``keep_vars=True`` returns the Tensors
+        themselves.
         """
         return OrderedDict(
             (name, tensor if keep_vars else numpy.array(backend.to_numpy(tensor.data)))

@@ -53,3 +53,15 @@ def _attach_tensor_methods():
 
 
 _attach_tensor_methods()
+
+# The neural-network families (their functional API is minidense.nn.functional):
+#   conv.py conv2d, im2col/col2im    normalization.py batch_norm    pooling.py avg/max/adaptive pools
+#   activation.py dropout softmax log_softmax                       loss.py cross_entropy nll_loss
+from .activation import dropout, log_softmax, softmax
+from .conv import col2im, col2im_naive, conv2d, conv2d_naive, im2col, im2col_naive
+from .loss import cross_entropy, nll_loss
+from .normalization import batch_norm
+from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+
+Tensor.softmax = softmax
+Tensor.log_softmax = log_softmax

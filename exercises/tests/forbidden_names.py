@@ -1,0 +1,30 @@
+"""Library names several tasks must not use (each test file lists its own in FORBIDDEN).
+
+An entry forbids itself and everything below it: "minidense.ops.pooling" covers
+"minidense.ops.pooling.AvgPool2d". The test process also forbids "exercises.solutions".
+"""
+CONV2D = ["minidense.ops.conv.conv2d", "minidense.ops.conv.conv2d_forward",
+          "minidense.ops.conv.conv2d_backward", "minidense.ops.conv.Conv2d",
+          "minidense.ops.conv.conv2d_naive", "minidense.ops.conv.Conv2dNaive",
+          "minidense.nn.functional.conv2d", "minidense.nn.Conv2d", "minidense.nn.layers.Conv2d"]
+
+BATCH_NORM = ["minidense.ops.normalization", "minidense.nn.functional.batch_norm",
+              "minidense.nn.BatchNorm2d", "minidense.nn.layers.BatchNorm2d"]
+
+POOLING = ["minidense.ops.pooling", "minidense.nn.functional.avg_pool2d",
+           "minidense.nn.functional.max_pool2d", "minidense.nn.AvgPool2d", "minidense.nn.MaxPool2d",
+           "minidense.nn.layers.AvgPool2d", "minidense.nn.layers.MaxPool2d"]
+
+SOFTMAX_CROSS_ENTROPY = ["minidense.ops.loss", "minidense.ops.activation.softmax",
+                         "minidense.ops.activation.Softmax", "minidense.ops.activation.log_softmax",
+                         "minidense.ops.activation.LogSoftmax",
+                         "minidense.nn.functional.cross_entropy", "minidense.nn.functional.nll_loss",
+                         "minidense.nn.functional.softmax", "minidense.nn.functional.log_softmax"]
+
+CONCAT = ["minidense.ops.shape.Cat", "minidense.ops.shape.cat", "minidense.ops.shape.Split",
+          "minidense.ops.shape.split", "minidense.ops.cat", "minidense.ops.split", "minidense.cat",
+          "minidense.concatenate", "minidense.split"]
+
+DENSENET = ["minidense.models"]
+OPTIMIZERS = ["minidense.optim"]
+FEATURE_REUSE = ["minidense.analysis"]

@@ -1,0 +1,53 @@
+"""Graded tests for the avgpool_backward task (10 points)."""
+import numpy as np
+
+import minidense as md
+from forbidden_names import POOLING
+from minidense.grading import points
+from minidense.grading.testing import tensor_op
+from minidense.ops.pooling import avg_pool2d as reference_avg_pool2d
+
+TASK = "avgpool_backward"
+FORBIDDEN = POOLING
+
+
+def backward(student, x, dout_values, kernel_size, stride):
+    out, cache = student.avgpool_forward(x, kernel_size, stride)
+    return student.avgpool_backward(np.asarray(dout_values, dtype=float).reshape(out.shape), cache)
+
+
+@points(1)
+def test_shape(student, rng):
+    x = rng.standard_normal((2, 3, 7, 6))
+    out, cache = student.avgpool_forward(x, 3, 2)
+    assert student.avgpool_backward(np.ones_like(out), cache).shape == x.shape
+
+
+@points(2)
+def test_hand_example_two_by_two(student):
+    dx = backward(student, np.zeros((1, 1, 4, 4)), [[1.0, 2.0], [3.0, 4.0]], 2, 2)
+    expected = np.kron([[1.0, 2.0], [3.0, 4.0]], np.ones((2, 2))) / 4.0
+    np.testing.assert_allclose(dx[0, 0], expected)
+
+
+@points(2)
+def test_overlapping_windows_add_up(student):
+    dx = backward(student, np.zeros((1, 1, 3, 3)), np.ones(4), 2, 1)
+    np.testing.assert_allclose(dx[0, 0], np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 4.0)
+
+
+@points(3)
+def test_gradcheck_with_random_upstream(student, rng):
+    op = tensor_op(lambda x: student.avgpool_forward(x, 3, 2), student.avgpool_backward)
+    md.gradcheck(op, md.tensor(rng.standard_normal((2, 2, 7, 6)), requires_grad=True))
+
+
+@points(2)
+def test_matches_library_backward(student, rng):
+    x = rng.standard_normal((2, 3, 6, 6))
+    out, cache = student.avgpool_forward(x, 2, 2)
+    dout = rng.standard_normal(out.shape)
+    reference_x = md.tensor(x, requires_grad=True)
+    reference_avg_pool2d(reference_x, 2, 2).backward(md.tensor(dout))
+    np.testing.assert_allclose(student.avgpool_backward(dout, cache), reference_x.grad.numpy(),
+                               rtol=1e-12)

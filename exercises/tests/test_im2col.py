@@ -1,0 +1,46 @@
+"""Graded tests for the im2col task (10 points)."""
+import numpy as np
+
+from minidense.grading import points
+from minidense.ops.conv import im2col as reference_im2col
+
+TASK = "im2col"
+FORBIDDEN = ["minidense.ops.conv"]
+
+
+@points(2)
+def test_output_shape(student, rng):
+    x = rng.standard_normal((2, 3, 5, 6))
+    assert student.im2col(x, 3, 2).shape == (2, 3 * 3 * 2, 3 * 5)
+    assert student.im2col(x, 3, 3, stride=2, padding=1).shape == (2, 27, 3 * 3)
+
+
+@points(2)
+def test_hand_example(student):
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    expected = np.array([[0, 1, 3, 4],      # kernel offset (0, 0) in the 4 windows
+                         [1, 2, 4, 5],      # offset (0, 1)
+                         [3, 4, 6, 7],      # offset (1, 0)
+                         [4, 5, 7, 8]])     # offset (1, 1)
+    np.testing.assert_array_equal(student.im2col(x, 2, 2)[0], expected)
+
+
+@points(3)
+def test_matches_library_with_stride_and_padding(student, rng):
+    x = rng.standard_normal((2, 3, 7, 6))
+    np.testing.assert_allclose(student.im2col(x, 3, 3, stride=2, padding=1),
+                               reference_im2col(x, (3, 3), stride=2, padding=1))
+
+
+@points(2)
+def test_non_square_kernel_keeps_channel_order(student, rng):
+    x = rng.standard_normal((1, 2, 3, 4))
+    np.testing.assert_allclose(student.im2col(x, 2, 3), reference_im2col(x, (2, 3)))
+
+
+@points(1)
+def test_padding_is_zeros(student):
+    cols = student.im2col(np.ones((1, 1, 2, 2)), 3, 3, padding=1)
+    assert cols.shape == (1, 9, 4)
+    np.testing.assert_array_equal(cols[0, 0], [0, 0, 0, 1])    # top-left offset: mostly padding
+    np.testing.assert_array_equal(cols[0, 8], [1, 0, 0, 0])    # bottom-right offset

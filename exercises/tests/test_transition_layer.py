@@ -1,0 +1,53 @@
+"""Graded tests for the transition_layer task (10 points)."""
+import numpy as np
+
+import minidense as md
+from forbidden_names import DENSENET
+from minidense.grading import points
+from minidense.models.densenet import Transition as ReferenceTransition
+
+TASK = "transition_layer"
+FORBIDDEN = DENSENET
+
+
+def batch(rng, shape=(2, 6, 8, 8)):
+    return md.tensor(rng.standard_normal(shape).astype(np.float32))
+
+
+@points(2)
+def test_output_shape(student, rng):
+    assert student.Transition(6, 3)(batch(rng)).shape == (2, 3, 4, 4)
+
+
+@points(1)
+def test_odd_size_is_floored(student, rng):
+    assert student.Transition(6, 3)(batch(rng, (1, 6, 5, 7))).shape == (1, 3, 2, 3)
+
+
+@points(2)
+def test_parameter_names_and_shapes(student):
+    state = student.Transition(6, 3).state_dict()
+    expected = {"norm.weight": (6,), "norm.bias": (6,), "norm.running_mean": (6,),
+                "norm.running_var": (6,), "conv.weight": (3, 6, 1, 1)}
+    assert {name: tuple(value.shape) for name, value in state.items()} == expected
+
+
+@points(2)
+def test_hand_example_in_eval_mode(student, rng):
+    layer = student.Transition(2, 1).eval()          # BN with running stats 0 and 1: x/sqrt(1+eps)
+    layer.load_state_dict({**layer.state_dict(), "conv.weight": np.array([[[[1.0]], [[-2.0]]]],
+                                                                         dtype=np.float32)})
+    x = rng.standard_normal((1, 2, 4, 4)).astype(np.float32)
+    mixed = np.maximum(x / np.sqrt(1 + 1e-5), 0) * np.array([1.0, -2.0]).reshape(1, 2, 1, 1)
+    expected = mixed.sum(axis=1).reshape(1, 1, 2, 2, 2, 2).mean(axis=(3, 5))
+    np.testing.assert_allclose(layer(md.tensor(x)).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@points(3)
+def test_matches_library_transition(student, rng):
+    mine, reference = student.Transition(6, 3), ReferenceTransition(6, 3)
+    reference.load_state_dict(mine.state_dict())
+    x = batch(rng)
+    np.testing.assert_allclose(mine(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)
+    mine.eval(), reference.eval()
+    np.testing.assert_allclose(mine(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)

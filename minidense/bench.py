@@ -1,0 +1,306 @@
+"""Benchmark: time training steps (forward, backward, SGD-Nesterov) and measure peak memory.
+
+    python -m minidense bench --model densenet40 --batch-size 64 --device cpu
+    python -m minidense bench --model densenet_bc_100 --memory-efficient --profile
+
+Each measurement runs in a fresh process, so its peak memory is its own. When PyTorch is installed
+the same architecture is timed in PyTorch too, alternating minidense and PyTorch runs (interleaved,
+so a slow moment of the machine hits both), and the ratio is printed. ``--profile`` splits one
+minidense step by op family (conv, batch norm, concat, pooling, optimizer, other).
+
+Numbers reported: median images/s over the timed steps; peak resident memory of the process
+(``ru_maxrss``) minus its resident memory just before the first step, i.e. what training added.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+
+
+def _rss_mb():
+    """Current resident set size of this process in MB (Linux /proc; falls back to peak)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ----------------------------------------------------------------------------------------------
+# minidense
+# ----------------------------------------------------------------------------------------------
+def _minidense_step_fn(model_name, batch_size, device, memory_efficient, seed=0):
+    import numpy as np
+
+    import minidense as md
+    from minidense import optim
+    from minidense.models import get_model
+    import minidense.nn.functional as F
+
+    md.manual_seed(seed)
+    kwargs = {"memory_efficient": True} if memory_efficient else {}
+    model = get_model(model_name, **kwargs).to(device)
+    model.train()
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    rng = np.random.default_rng(seed)
+    x = md.tensor(rng.standard_normal((batch_size, 3, 32, 32)).astype(np.float32), device=device)
+    y = md.tensor(rng.integers(0, 10, batch_size), device=device)
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        if device == "cuda":
+            import cupy
+            cupy.cuda.Device().synchronize()
+        return loss
+    return step, model, opt
+
+
+def run_minidense(model_name, batch_size, device, steps, warmup, memory_efficient):
+    step, model, _ = _minidense_step_fn(model_name, batch_size, device, memory_efficient)
+    baseline = _rss_mb()
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        step()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    result = {"framework": "minidense", "step_seconds": times,
+              "images_per_s": batch_size / statistics.median(times),
+              "peak_added_mb": _peak_rss_mb() - baseline, "peak_rss_mb": _peak_rss_mb()}
+    if device == "cuda":
+        import cupy
+        result["gpu_pool_mb"] = cupy.get_default_memory_pool().total_bytes() / 2 ** 20
+    return result
+
+
+OP_FAMILIES = {"conv": "conv", "normalization": "batch norm", "pooling": "pooling",
+               "memory_efficient": "dense block (shared buffer)"}
+
+
+def _family(function_class, method):
+    module = function_class.__module__.rsplit(".", 1)[-1]
+    if function_class.__name__ in ("Cat", "Split"):
+        return "concat"
+    if function_class.__name__ == "ReLU":
+        return "relu"
+    return OP_FAMILIES.get(module, "other")
+
+
+def profile_minidense(model_name, batch_size, device, steps, memory_efficient):
+    """Seconds per step spent in each op family's forward and backward, and in the optimizer."""
+    import minidense as md
+
+    step, model, opt = _minidense_step_fn(model_name, batch_size, device, memory_efficient)
+    totals = defaultdict(float)
+
+    def all_subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from all_subclasses(sub)
+
+    patched = []
+    for cls in set(all_subclasses(md.Function)):
+        for method in ("forward", "backward"):
+            if method not in cls.__dict__:
+                continue
+            original = cls.__dict__[method]
+
+            def timed(self, *args, _original=original, _key=(_family(cls, method), method)):
+                start = time.perf_counter()
+                try:
+                    return _original(self, *args)
+                finally:
+                    totals[_key] += time.perf_counter() - start
+            setattr(cls, method, timed)
+            patched.append((cls, method, original))
+    original_step = opt.step
+
+    def timed_step():
+        start = time.perf_counter()
+        original_step()
+        totals[("optimizer", "step")] += time.perf_counter() - start
+    opt.step = timed_step
+    try:
+        step()                                 # warm-up
+        totals.clear()
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        wall = (time.perf_counter() - start) / steps
+    finally:
+        for cls, method, original in patched:
+            setattr(cls, method, original)
+    per_step = {f"{fam} {phase}": t / steps for (fam, phase), t in totals.items()}
+    per_step["(engine, glue, not in any op)"] = wall - sum(per_step.values())
+    return wall, per_step
+
+
+# ----------------------------------------------------------------------------------------------
+# PyTorch (optional baseline): the same DenseNet, written with torch.nn
+# ----------------------------------------------------------------------------------------------
+def build_torch_model(model_name):
+    """The minidense model's architecture rebuilt in torch.nn from its config (DenseNets only)."""
+    import torch
+    from torch import nn
+
+    from minidense.models import get_model
+    config = get_model(model_name).config
+    kw = dict(config.get("kwargs", config))
+    return _torch_densenet(nn, torch, **{k: kw[k] for k in kw if k in (
+        "depth", "growth_rate", "bottleneck", "compression", "drop_rate", "num_classes")})
+
+
+def _torch_densenet(nn, torch, depth, growth_rate=12, bottleneck=False, compression=1.0,
+                    drop_rate=0.0, num_classes=10):
+    layers_per_block = (depth - 4) // (6 if bottleneck else 3)
+    k = growth_rate
+
+    class Layer(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            if bottleneck:
+                self.body = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, 4 * k, 1, bias=False),
+                                          nn.BatchNorm2d(4 * k), nn.ReLU(),
+                                          nn.Conv2d(4 * k, k, 3, padding=1, bias=False))
+            else:
+                self.body = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(),
+                                          nn.Conv2d(c, k, 3, padding=1, bias=False))
+
+        def forward(self, x):
+            return torch.cat([x, self.body(x)], 1)
+
+    channels = 2 * k if (bottleneck and compression < 1) else 16
+    modules = [nn.Conv2d(3, channels, 3, padding=1, bias=False)]
+    for block in range(3):
+        for _ in range(layers_per_block):
+            modules.append(Layer(channels))
+            channels += k
+        if block < 2:
+            out = int(channels * compression)
+            modules += [nn.BatchNorm2d(channels), nn.ReLU(), nn.Conv2d(channels, out, 1, bias=False),
+                        nn.AvgPool2d(2)]
+            channels = out
+    modules += [nn.BatchNorm2d(channels), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                nn.Linear(channels, num_classes)]
+    return nn.Sequential(*modules)
+
+
+def run_torch(model_name, batch_size, device, steps, warmup, memory_efficient):
+    import numpy as np
+    import torch
+    torch.manual_seed(0)
+    dev = "cuda" if device == "cuda" else "cpu"
+    model = build_torch_model(model_name).to(dev).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.standard_normal((batch_size, 3, 32, 32)).astype(np.float32), device=dev)
+    y = torch.tensor(rng.integers(0, 10, batch_size), device=dev)
+    baseline = _rss_mb()
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    result = {"framework": "pytorch", "version": torch.__version__, "threads": torch.get_num_threads(),
+              "step_seconds": times, "images_per_s": batch_size / statistics.median(times),
+              "peak_added_mb": _peak_rss_mb() - baseline, "peak_rss_mb": _peak_rss_mb()}
+    if dev == "cuda":
+        result["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Driver
+# ----------------------------------------------------------------------------------------------
+def _in_subprocess(framework, args):
+    command = [sys.executable, "-m", "minidense", "bench", "--_worker", framework,
+               "--model", args.model, "--batch-size", str(args.batch_size), "--device", args.device,
+               "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    if args.memory_efficient:
+        command.append("--memory-efficient")
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{framework} benchmark failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def torch_available():
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def bench_main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m minidense bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="densenet40")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per repetition")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved repetitions")
+    parser.add_argument("--memory-efficient", action="store_true")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+    parser.add_argument("--profile", action="store_true", help="per-op-family time split")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--_worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args._worker:
+        runner = run_minidense if args._worker == "minidense" else run_torch
+        print(json.dumps(runner(args.model, args.batch_size, args.device, args.steps, args.warmup,
+                                args.memory_efficient)))
+        return 0
+
+    use_torch = not args.no_torch and torch_available()
+    runs = defaultdict(list)
+    for _ in range(args.repeats):
+        for framework in (["minidense", "pytorch"] if use_torch else ["minidense"]):
+            runs[framework].append(_in_subprocess(framework, args))
+    summary = {"date": time.strftime("%Y-%m-%d"), "model": args.model, "batch_size": args.batch_size,
+               "device": args.device, "memory_efficient": args.memory_efficient,
+               "cpu_count": os.cpu_count()}
+    print(f"{args.model}, batch {args.batch_size}, {args.device}"
+          f"{' (memory-efficient)' if args.memory_efficient else ''}, {args.repeats}x{args.steps} "
+          f"timed steps, {os.cpu_count()} cores")
+    print(f"  {'framework':<10} {'images/s (median)':>18} {'peak added MB':>14}")
+    for framework, results in runs.items():
+        ips = statistics.median(r["images_per_s"] for r in results)
+        peak = max(r["peak_added_mb"] for r in results)
+        summary[framework] = {"images_per_s": ips, "peak_added_mb": peak, "runs": results}
+        print(f"  {framework:<10} {ips:>18.1f} {peak:>14.0f}")
+    if use_torch:
+        speed = summary["minidense"]["images_per_s"] / summary["pytorch"]["images_per_s"]
+        memory = summary["minidense"]["peak_added_mb"] / max(summary["pytorch"]["peak_added_mb"], 1)
+        summary["speed_ratio"], summary["memory_ratio"] = speed, memory
+        print(f"  minidense / PyTorch: speed {speed:.2f}x, peak memory {memory:.2f}x")
+    if args.profile:
+        wall, parts = profile_minidense(args.model, args.batch_size, args.device, args.steps,
+                                        args.memory_efficient)
+        summary["profile"] = {"seconds_per_step": wall, "parts": parts}
+        print(f"\n  profile, {wall:.3f} s per step:")
+        for name, seconds in sorted(parts.items(), key=lambda kv: -kv[1]):
+            print(f"    {name:<32} {seconds:8.3f} s  {100 * seconds / wall:5.1f}%")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(summary, f, indent=2)
+    return 0

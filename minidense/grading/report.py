@@ -1,0 +1,61 @@
+"""Turning test results into what people read: a table, Gradescope's results.json, a CSV row."""
+import json
+from collections import OrderedDict
+from pathlib import Path
+
+
+def _number(value):
+    return int(value) if float(value).is_integer() else round(value, 3)
+
+
+def task_totals(results):
+    """OrderedDict task -> (score, max score)."""
+    totals = OrderedDict()
+    for r in results:
+        score, maximum = totals.get(r.task, (0.0, 0.0))
+        totals[r.task] = (score + r.score, maximum + r.max_score)
+    return totals
+
+
+def summary_text(results):
+    totals = task_totals(results)
+    score = sum(s for s, _ in totals.values())
+    maximum = sum(m for _, m in totals.values())
+    lines = [f"{task:<32} {_number(s):>5} / {_number(m)}" for task, (s, m) in totals.items()]
+    lines.append(f"{'TOTAL':<32} {_number(score):>5} / {_number(maximum)}")
+    return "\n".join(lines)
+
+
+def table(results, reason_width=60):
+    """The per-test table followed by the per-task summary."""
+    header = f"{'task':<30} {'test':<44} {'points':>7}  {'status':<6}  reason"
+    lines = [header, "-" * len(header)]
+    for r in results:
+        reason = r.reason if len(r.reason) <= reason_width else r.reason[:reason_width - 3] + "..."
+        lines.append(f"{r.task:<30} {r.test:<44} {_number(r.score):>3}/{_number(r.max_score):<3}  "
+                     f"{r.status:<6}  {reason}")
+    return "\n".join(lines + ["", summary_text(results)])
+
+
+def gradescope_results(results, execution_time):
+    """The dict Gradescope expects in /autograder/results/results.json."""
+    tests = []
+    for r in results:
+        output = r.reason if not r.output else f"{r.reason}\n\n{r.output}"
+        tests.append({"name": f"{r.task}: {r.test}", "score": _number(r.score),
+                      "max_score": _number(r.max_score), "status": r.status,
+                      "output": output, "visibility": "visible"})
+    return {"score": _number(sum(r.score for r in results)),
+            "max_score": _number(sum(r.max_score for r in results)),
+            "execution_time": round(execution_time, 2),
+            "output": summary_text(results),
+            "visibility": "visible",
+            "tests": tests}
+
+
+def write_results(results, execution_time, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(gradescope_results(results, execution_time), indent=2),
+                    encoding="utf-8")
+    return path

@@ -1,0 +1,165 @@
+"""Measuring and recording a training run: accuracy, confusion matrices, CSV/JSON files and plots.
+
+Every file is written atomically: first to a temporary file in the same folder, then moved over the
+old one with ``os.replace``. A crash or Ctrl-C therefore leaves either the old file or the new one,
+never half of one.
+"""
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+# ----------------------------------------------------------------------------------------------
+# Atomic writing
+# ----------------------------------------------------------------------------------------------
+def atomic_write(path, write):
+    """Call ``write(file)`` on a temporary binary file next to ``path``, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+        os.chmod(temporary, 0o666 & ~_UMASK)    # mkstemp makes owner-only files
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    return path
+
+
+def write_text(path, text):
+    """Write a string (UTF-8) to ``path`` atomically."""
+    return atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+
+
+def write_json(path, value):
+    """Write ``value`` as indented JSON atomically."""
+    return write_text(path, json.dumps(value, indent=2, default=_json_default) + "\n")
+
+
+def write_csv(path, rows, columns):
+    """Write a list of dicts as CSV with the given column order, atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(path, buffer.getvalue())
+
+
+def write_jsonl(path, rows):
+    """Write one JSON object per line, atomically."""
+    return write_text(path, "".join(json.dumps(row, default=_json_default) + "\n" for row in rows))
+
+
+def save_figure(figure, path, dpi=120):
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+    try:
+        return atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=dpi,
+                                                               bbox_inches="tight"))
+    finally:
+        plt.close(figure)
+
+
+def _json_default(value):
+    """JSON for NumPy scalars and arrays (everything else is an error)."""
+    if isinstance(value, numpy.generic):
+        return value.item()
+    if isinstance(value, numpy.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write a {type(value).__name__} as JSON")
+
+
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no window, works on servers)."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+# ----------------------------------------------------------------------------------------------
+# Accuracy and confusion
+# ----------------------------------------------------------------------------------------------
+def confusion_matrix(targets, predictions, num_classes):
+    """``matrix[true, predicted]`` = how many examples of class ``true`` were predicted as ``predicted``."""
+    matrix = numpy.zeros((num_classes, num_classes), dtype=numpy.int64)
+    numpy.add.at(matrix, (numpy.asarray(targets), numpy.asarray(predictions)), 1)
+    return matrix
+
+
+def per_class_accuracy(matrix):
+    """Fraction of each class's examples that were classified correctly (NaN for an absent class)."""
+    totals = matrix.sum(axis=1)
+    with numpy.errstate(invalid="ignore", divide="ignore"):
+        return numpy.where(totals > 0, numpy.diag(matrix) / numpy.maximum(totals, 1), numpy.nan)
+
+
+def format_class_table(classes, matrix):
+    """A text table: class, correct / total, accuracy in %."""
+    accuracies = per_class_accuracy(matrix)
+    width = max(len("class"), *(len(name) for name in classes))
+    lines = [f"{'class':<{width}}  {'correct':>13}  {'accuracy':>8}"]
+    for index, (name, accuracy) in enumerate(zip(classes, accuracies)):
+        count = f"{matrix[index, index]} / {matrix[index].sum()}"
+        lines.append(f"{name:<{width}}  {count:>13}  {100 * accuracy:7.2f}%")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Plots
+# ----------------------------------------------------------------------------------------------
+def plot_curves(history, path):
+    """Learning curves: loss (left) and error in % (right) per epoch, train and test."""
+    plt = _pyplot()
+    epochs = [row["epoch"] for row in history]
+    figure, (loss_axes, error_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    for split, style in (("train", "-o"), ("test", "-s")):
+        loss_axes.plot(epochs, [row[f"{split}_loss"] for row in history], style, label=split)
+        error_axes.plot(epochs, [100 * (1 - row[f"{split}_acc"]) for row in history], style,
+                        label=split)
+    loss_axes.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    error_axes.set(xlabel="epoch", ylabel="error (%)", title="classification error")
+    for axes in (loss_axes, error_axes):
+        axes.grid(alpha=0.3)
+        axes.legend()
+        axes.xaxis.get_major_locator().set_params(integer=True)
+    return save_figure(figure, path)
+
+
+def plot_confusion(matrix, classes, path, title="confusion matrix"):
+    """The confusion matrix as a heatmap, each row normalised to fractions, counts written in cells."""
+    plt = _pyplot()
+    totals = numpy.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fractions = matrix / totals
+    size = max(5.0, 0.55 * len(classes) + 2)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    image = axes.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axes, label="fraction of the true class")
+    ticks = numpy.arange(len(classes))
+    axes.set_xticks(ticks, labels=classes, rotation=45, ha="right")
+    axes.set_yticks(ticks, labels=classes)
+    axes.set(xlabel="predicted class", ylabel="true class", title=title)
+    if len(classes) <= 20:
+        for true in range(len(classes)):
+            for predicted in range(len(classes)):
+                colour = "white" if fractions[true, predicted] > 0.5 else "black"
+                axes.text(predicted, true, str(matrix[true, predicted]), ha="center",
+                          va="center", fontsize=8, color=colour)
+    return save_figure(figure, path)
+
+
+def write_confusion_csv(matrix, classes, path):
+    """Rows = true class, columns = predicted class, counts."""
+    rows = [{"true \\ predicted": name, **dict(zip(classes, map(int, row)))}
+            for name, row in zip(classes, matrix)]
+    return write_csv(path, rows, ["true \\ predicted", *classes])

@@ -1,0 +1,166 @@
+"""Memory-efficient dense blocks (Pleiss, Chen, Huang, Li, van der Maaten, Weinberger,
+"Memory-Efficient Implementation of DenseNets", 2017).
+
+Why the naive block is quadratic
+--------------------------------
+Layer l of a block reads the concatenation [x_0, x_1, ..., x_{l-1}] of c_0 + (l-1)k channels.
+``cat`` copies all of them into a new array, and autograd keeps three arrays of that size alive
+until the backward pass: the concatenation, its batch-normalised version and its ReLU (the
+convolution's input). Summed over L layers that is about 3 * L(L+1)/2 * k channels of feature
+maps: memory grows with the square of the depth, while the *new* information is only k channels
+per layer.
+
+What this module does instead (the paper's "shared memory allocations" and recomputation)
+------------------------------------------------------------------------------------------
+1. Shared storage for the concatenation. ``SharedStorage`` is one array per block forward,
+   shaped (N, c_0 + L*k, H, W). The block input is copied into its first c_0 channels, and each
+   layer writes its k new channels right after the previous ones. Layer l's input is then the
+   *view* ``buffer[:, :c_0 + (l-1)k]``: nothing is copied. The ``SharedConcat`` Function plays the
+   role of ``cat`` in the graph: forward returns that view, backward splits the gradient into the
+   slices that belong to each earlier feature map, exactly like ``cat``'s backward.
+2. Recomputation of the first BN-ReLU. ``NormReluConvRecomputed`` is one Function for
+   BN -> ReLU -> Conv on the shared view. Its forward computes the three steps and throws the
+   intermediate arrays away, keeping only its inputs (the view and the parameters). Its backward
+   recomputes BN and ReLU from the view, then runs the convolution's, ReLU's and BN's backward
+   (the same array functions the ordinary ``Conv2d`` and ``BatchNorm`` Functions in ``ops/`` use).
+   That costs one extra BN-ReLU per layer in the backward pass and saves the two big arrays.
+3. Running statistics are updated once. Only the forward pass moves BN's running mean and
+   variance; the recomputation in backward normalises with the batch statistics without touching
+   them (the pitfall the paper warns about).
+
+What remains stored per layer is of constant size (k new channels; for -B layers the 4k-channel
+bottleneck output and its BN-ReLU, which the ordinary graph keeps), so a block's memory grows
+linearly with its depth. The computed values, gradients and running statistics are the same as
+the naive block's (tests/test_memory_efficient.py checks this in float64).
+"""
+from .. import backend
+from ..autograd import Function, Tensor
+from ..ops.conv import ConvCache, conv2d_backward, conv2d_forward
+from ..ops.normalization import (batch_norm_backward, batch_norm_eval_forward,
+                                 batch_norm_train_forward, update_running_stats)
+
+
+class SharedStorage:
+    """One (N, total_channels, H, W) array that a block's feature maps are written into in order."""
+
+    def __init__(self, block_input, total_channels):
+        data = block_input.data
+        n, c, h, w = data.shape
+        xp = backend.get_array_module(data)
+        self.buffer = xp.empty((n, total_channels, h, w), dtype=data.dtype)
+        self.buffer[:, :c] = data      # the block input is copied once (it belongs to the caller)
+        self.filled = c
+
+    def append(self, features):
+        """Write a layer's new maps after the previous ones, then let the Tensor ``features`` hold
+        the view of the buffer instead of its own array, so the maps are not stored twice."""
+        k = features.shape[1]
+        if self.filled + k > self.buffer.shape[1]:
+            raise RuntimeError(f"SharedStorage: no room for {k} more channels "
+                               f"({self.filled} of {self.buffer.shape[1]} used)")
+        view = self.buffer[:, self.filled:self.filled + k]
+        view[...] = features.data
+        features.data = view
+        self.filled += k
+
+    def view(self, channels):
+        return self.buffer[:, :channels]
+
+
+class SharedConcat(Function):
+    """cat(features, axis=1) without a copy: the features already lie side by side in the storage.
+
+    forward:  the view buffer[:, :c_0 + ... + c_j]
+    backward: dL/dfeature_i = the slice of dL/dy in feature_i's channels (as for ``cat``)
+    """
+
+    differentiable_backward = False
+
+    def __init__(self, storage):
+        self.storage = storage
+
+    def forward(self, *features):
+        channels = sum(f.shape[1] for f in features)
+        if channels != self.storage.filled:
+            raise RuntimeError(f"SharedConcat: the features have {channels} channels but the "
+                               f"shared storage holds {self.storage.filled}; append each new "
+                               f"feature map to the storage before concatenating")
+        return self.storage.view(channels)
+
+    def backward(self, gy):
+        grads, start = [], 0
+        for x in self.inputs:
+            stop = start + x.shape[1]
+            grads.append(Tensor(gy.data[:, start:stop]))
+            start = stop
+        return tuple(grads)
+
+
+class NormReluConvRecomputed(Function):
+    """y = conv(relu(batch_norm(x))), storing neither the BN nor the ReLU output.
+
+    ``NormReluConvRecomputed(norm, conv)(x, gamma, beta, weight)`` with ``norm`` a BatchNorm2d
+    and ``conv`` a Conv2d layer (their settings and running statistics are read from them).
+    backward recomputes z = batch_norm(x) and a = relu(z), then chains
+        conv backward  (dL/da, dL/dweight)
+        relu backward  dL/dz = dL/da * [z > 0]
+        BN backward    (dL/dx, dL/dgamma, dL/dbeta)
+    """
+
+    differentiable_backward = False
+
+    def __init__(self, norm, conv):
+        self.training, self.eps, self.momentum = norm.training, norm.eps, norm.momentum
+        self.running_mean, self.running_var = norm.running_mean.data, norm.running_var.data
+        self.stride, self.padding = tuple(conv.stride), tuple(conv.padding)
+
+    def _norm_relu(self, x, gamma, beta):
+        """(relu(BN(x)), BN cache); never touches the running statistics."""
+        if self.training:
+            z, cache = batch_norm_train_forward(x, gamma, beta, self.eps)
+        else:
+            z, cache = batch_norm_eval_forward(x, self.running_mean, self.running_var, gamma, beta,
+                                               self.eps)
+        xp = backend.get_array_module(z)
+        return xp.maximum(z, 0, out=z), cache     # ReLU in place: one array, not two
+
+    def forward(self, x, gamma, beta, weight):
+        activated, norm_cache = self._norm_relu(x, gamma, beta)
+        if self.training:   # the only place the running statistics move
+            update_running_stats(self.running_mean, self.running_var, norm_cache, self.momentum)
+        y, _ = conv2d_forward(activated, weight, None, self.stride, self.padding)
+        return y          # activated, norm_cache and the conv cache are dropped here
+
+    def backward(self, gy):
+        x, gamma, beta, weight = (t.data for t in self.inputs)
+        activated, norm_cache = self._norm_relu(x, gamma, beta)           # recompute
+        conv_cache = ConvCache(activated, weight, False, self.stride, self.padding)
+        g_activated, g_weight, _ = conv2d_backward(gy.data, conv_cache,
+                                                   need_weight=self.inputs[3].requires_grad)
+        g_activated *= activated > 0                                       # ReLU backward
+        g_x, g_gamma, g_beta = batch_norm_backward(g_activated, norm_cache,
+                                                   *(t.requires_grad for t in self.inputs[:3]))
+        return tuple(None if g is None else Tensor(g) for g in (g_x, g_gamma, g_beta, g_weight))
+
+
+def norm_relu_conv_recomputed(norm, conv, x):
+    """conv(relu(norm(x))) through ``NormReluConvRecomputed`` (the layers' parameters as inputs)."""
+    if conv.bias is not None:
+        raise ValueError(f"memory-efficient dense layers expect convolutions without bias "
+                         f"(bias=False, as BN follows), got {conv.describe()}")
+    return NormReluConvRecomputed(norm, conv)(x, norm.weight, norm.bias, conv.weight)
+
+
+def shared_storage_block_forward(block, x):
+    """A DenseBlock's forward with shared storage and recomputed first BN-ReLU per layer.
+
+    Same result as running the layers one after another; see the module docstring.
+    """
+    storage = SharedStorage(x, block.out_channels)
+    features = [x]
+    for layer in block.layers():
+        concatenated = SharedConcat(storage)(*features)
+        new = layer.rest_of_layer(norm_relu_conv_recomputed(layer.norm1, layer.conv1, concatenated))
+        storage.append(new)
+        features.append(new)
+    return SharedConcat(storage)(*features)

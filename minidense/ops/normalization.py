@@ -1,0 +1,167 @@
+"""Batch normalization (Ioffe & Szegedy 2015), per channel, for (N, C, H, W) or (N, C) inputs.
+
+Training, with statistics over the M = N*H*W values of each channel c:
+
+    mu = mean(x)          var = mean((x - mu)^2)   (biased)          sigma = sqrt(var + eps)
+    x_hat = (x - mu) / sigma                       y = gamma * x_hat + beta
+
+    dL/dbeta  = sum(dL/dy)                         dL/dgamma = sum(dL/dy * x_hat)
+    dL/dx     = gamma / (sigma M) * (M dL/dy - sum(dL/dy) - x_hat * sum(dL/dy * x_hat))
+
+(the last line is the chain rule through mu and var, collected into one formula; every sum is over
+the channel's M values). The running statistics move towards the batch's,
+
+    running_mean <- (1 - momentum) running_mean + momentum mu
+    running_var  <- (1 - momentum) running_var  + momentum var * M / (M - 1)   (unbiased)
+
+Evaluation uses the running statistics, which are constants, so dL/dx = dL/dy * gamma / sigma.
+"""
+from collections import namedtuple
+
+from .. import backend
+from ..autograd import Function, ShapeError, Tensor
+
+BatchNormCache = namedtuple("BatchNormCache", "x_hat inv_std gamma mean var count training")
+
+
+def _reduce_axes(ndim):
+    """All axes but the channel axis 1: (0,) for (N, C), (0, 2, 3) for (N, C, H, W)."""
+    return (0,) + tuple(range(2, ndim))
+
+
+def _per_channel(values, ndim):
+    """A (C,) vector shaped to broadcast against an (N, C, ...) array."""
+    return values.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def check_batch_norm_inputs(x, *per_channel):
+    """x must be (N, C) or (N, C, H, W); every per-channel array must have shape (C,)."""
+    if x.ndim not in (2, 4):
+        raise ShapeError(f"batch_norm: expected an (N, C) or (N, C, H, W) input, got shape {x.shape}")
+    channels = x.shape[1]
+    for name, a in per_channel:
+        if a is not None and tuple(a.shape) != (channels,):
+            raise ShapeError(f"batch_norm: {name} has shape {tuple(a.shape)} but the input "
+                             f"{x.shape} has {channels} channels (expected ({channels},))")
+
+
+def batch_norm_train_forward(x, gamma, beta, eps=1e-5):
+    """Normalise with the batch's own statistics. Returns (y, cache); the cache holds x_hat,
+    1/sigma, gamma and the batch mean and biased variance (for the running-statistics update).
+
+    The variance is computed from the centred values, mean((x - mu)^2), not as E[x^2] - mu^2:
+    the shortcut loses every digit to cancellation in float32 when |mu| >> sigma, and the centred
+    values are needed for x_hat anyway.
+    """
+    axes = _reduce_axes(x.ndim)
+    count = x.size // x.shape[1]
+    if count < 2:
+        raise ValueError(f"batch_norm: training needs more than one value per channel to compute "
+                         f"a variance, got input shape {x.shape}")
+    xp = backend.get_array_module(x)
+    mean = x.mean(axis=axes, keepdims=True)
+    x_hat = x - mean
+    var = xp.square(x_hat).mean(axis=axes, keepdims=True)
+    inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
+    x_hat *= inv_std                                       # in place: no second x-sized buffer
+    y = x_hat * _per_channel(gamma, x.ndim) + _per_channel(beta, x.ndim)
+    return y, BatchNormCache(x_hat, inv_std, gamma, mean.reshape(-1), var.reshape(-1), count, True)
+
+
+def batch_norm_eval_forward(x, running_mean, running_var, gamma, beta, eps=1e-5):
+    """Normalise with fixed (running) statistics. Returns (y, cache)."""
+    xp = backend.get_array_module(x)
+    mean = _per_channel(running_mean.astype(x.dtype, copy=False), x.ndim)
+    var = _per_channel(running_var.astype(x.dtype, copy=False), x.ndim)
+    inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
+    x_hat = (x - mean) * inv_std
+    y = x_hat * _per_channel(gamma, x.ndim) + _per_channel(beta, x.ndim)
+    return y, BatchNormCache(x_hat, inv_std, gamma, None, None, x.size // x.shape[1], False)
+
+
+def batch_norm_backward(gy, cache, need_x=True, need_gamma=True, need_beta=True):
+    """(dL/dx, dL/dgamma, dL/dbeta) from dL/dy and a forward cache (training or evaluation)."""
+    axes = _reduce_axes(gy.ndim)
+    x_hat = cache.x_hat
+    sum_gy = gy.sum(axis=axes)                              # also dL/dbeta
+    sum_gy_xhat = (gy * x_hat).sum(axis=axes)               # also dL/dgamma
+    gx = None
+    if need_x:
+        scale = _per_channel(cache.gamma, gy.ndim) * cache.inv_std
+        if cache.training:
+            m = cache.count
+            gx = (scale / m) * (m * gy - _per_channel(sum_gy, gy.ndim)
+                                - x_hat * _per_channel(sum_gy_xhat, gy.ndim))
+        else:
+            gx = gy * scale
+    return gx, (sum_gy_xhat if need_gamma else None), (sum_gy if need_beta else None)
+
+
+def update_running_stats(running_mean, running_var, cache, momentum):
+    """Move the running statistics (arrays, updated in place) towards the batch's (from a
+    training cache); the variance is stored unbiased, var * M / (M - 1)."""
+    unbiased_var = cache.var * (cache.count / (cache.count - 1))
+    running_mean *= 1 - momentum
+    running_mean += momentum * cache.mean.astype(running_mean.dtype, copy=False)
+    running_var *= 1 - momentum
+    running_var += momentum * unbiased_var.astype(running_var.dtype, copy=False)
+
+
+class BatchNorm(Function):
+    """y = gamma * (x - mu) / sqrt(var + eps) + beta per channel; the math is in the module docstring.
+
+    ``BatchNorm(training, eps, running_mean, running_var, momentum)(x, gamma, beta)``. In training
+    mode the forward pass updates ``running_mean``/``running_var`` (arrays) in place when they are
+    given; pass None for them to normalise without touching any statistics (as a recomputation in
+    a memory-efficient backward must). In evaluation mode they are required.
+    """
+
+    differentiable_backward = False
+
+    def __init__(self, training, eps=1e-5, running_mean=None, running_var=None, momentum=0.1):
+        self.training, self.eps, self.momentum = training, eps, momentum
+        self.running_mean, self.running_var = running_mean, running_var
+
+    def forward(self, x, gamma, beta):
+        check_batch_norm_inputs(x, ("weight", gamma), ("bias", beta),
+                                ("running_mean", self.running_mean), ("running_var", self.running_var))
+        for name, a in (("weight", gamma), ("bias", beta)):
+            if a.dtype != x.dtype:
+                raise TypeError(f"batch_norm: input is {x.dtype} but {name} is {a.dtype}; convert "
+                                f"one of them so both match")
+        if self.training:
+            y, self.cache = batch_norm_train_forward(x, gamma, beta, self.eps)
+            if self.running_mean is not None and self.running_var is not None:
+                update_running_stats(self.running_mean, self.running_var, self.cache, self.momentum)
+        else:
+            if self.running_mean is None or self.running_var is None:
+                raise ValueError("batch_norm: evaluation mode (training=False) needs running_mean "
+                                 "and running_var")
+            y, self.cache = batch_norm_eval_forward(x, self.running_mean, self.running_var,
+                                                    gamma, beta, self.eps)
+        self.running_mean = self.running_var = None    # not needed by backward
+        return y
+
+    def backward(self, gy):
+        needs = [t.requires_grad for t in self.inputs]
+        grads = batch_norm_backward(gy.data, self.cache, *needs)
+        return tuple(None if g is None else Tensor(g) for g in grads)
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalization (PyTorch's F.batch_norm). ``running_mean``/``running_var`` are Tensors or
+    arrays of shape (C,), updated in place when ``training``; ``weight`` (gamma) and ``bias``
+    (beta) default to 1 and 0."""
+    if momentum is None:
+        raise ValueError("batch_norm: momentum=None (a cumulative average) is not supported; "
+                         "pass a number such as 0.1")
+    data = x.data if isinstance(x, Tensor) else x
+    xp = backend.get_array_module(data)
+    channels = data.shape[1] if data.ndim >= 2 else 0
+    if weight is None:
+        weight = Tensor(xp.ones(channels, dtype=data.dtype))
+    if bias is None:
+        bias = Tensor(xp.zeros(channels, dtype=data.dtype))
+    stats = [s.data if isinstance(s, Tensor) else s for s in (running_mean, running_var)]
+    return BatchNorm(training, eps, stats[0], stats[1], momentum)(x, weight, bias)

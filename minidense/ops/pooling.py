@@ -1,0 +1,187 @@
+"""Pooling: average, max and adaptive average over kh x kw windows of an (N, C, H, W) input.
+
+Pooling works on every channel separately. Like im2col (ops/conv.py) it loops over the kh*kw kernel
+offsets: for offset (i, j), the pixels that offset sees in all OH x OW windows form one strided slice
+of the padded input, x_(i,j) = xpad[:, :, i::sh, j::sw] (cut to OH x OW). So no columns are stored:
+
+    avg:  y = sum_(i,j) x_(i,j) / (kh*kw)           dL/dx_(i,j) += dL/dy / (kh*kw)
+    max:  y = max_(i,j) x_(i,j), remembering which   dL/dx_(i,j) += dL/dy where (i,j) won
+          offset won (the first one on ties)
+
+The backward adds into the slices, so windows that overlap add their gradients up. Non-overlapping
+average pooling (stride equal to the kernel, no padding: DenseNet's transitions and its global
+average pool) is simpler still: a reshape to (N, C, OH, kh, OW, kw) and a mean.
+"""
+from .. import backend
+from ..autograd import Function, ShapeError, Tensor
+from .conv import check_windows, kernel_offsets, pad2d, pair
+
+
+class _Pool2d(Function):
+    """What average and max pooling share: arguments, output size, and the slices per offset."""
+
+    differentiable_backward = False
+
+    def __init__(self, op, kernel_size, stride=None, padding=0):
+        self.op = op
+        self.kernel = pair(kernel_size, "kernel_size", op, 1)
+        self.stride = self.kernel if stride is None else pair(stride, "stride", op, 1)
+        self.padding = pair(padding, "padding", op, 0)
+        if self.padding[0] > self.kernel[0] // 2 or self.padding[1] > self.kernel[1] // 2:
+            raise ValueError(f"{op}: padding {self.padding} must be at most half the kernel size "
+                             f"{self.kernel}")
+
+    def _offsets(self, x_shape):
+        """(index k, rows, columns) of each kernel offset, k counting offsets row by row."""
+        out_size = check_windows(self.op, x_shape, self.kernel, self.stride, self.padding)
+        for i, j, rows, columns in kernel_offsets(self.kernel, self.stride, out_size):
+            yield i * self.kernel[1] + j, rows, columns
+
+    def _scatter_to_input(self, gy, gradient_at_offset):
+        """dL/dx: add gradient_at_offset(k) into the slice of each offset k, then drop the padding."""
+        xp, x_shape = backend.get_array_module(gy), self.x_shape
+        (ph, pw), (h, w) = self.padding, x_shape[2:]
+        gxpad = xp.zeros(x_shape[:2] + (h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
+        for k, rows, columns in self._offsets(x_shape):
+            gxpad[:, :, rows, columns] += gradient_at_offset(k)
+        return Tensor(gxpad[:, :, ph:ph + h, pw:pw + w])
+
+
+class AvgPool2d(_Pool2d):
+    """y = mean of each kh x kw window (padding zeros count, like PyTorch's count_include_pad).
+
+    dL/dx[p] = sum over the windows w containing p of dL/dy[w] / (kh*kw)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__("avg_pool2d", kernel_size, stride, padding)
+
+    def _tiles(self):
+        """True when the windows tile the input without overlap: a reshape does the pooling."""
+        return self.stride == self.kernel and self.padding == (0, 0)
+
+    def forward(self, x):
+        oh, ow = check_windows(self.op, x.shape, self.kernel, self.stride, self.padding)
+        (kh, kw), (n, c), self.x_shape = self.kernel, x.shape[:2], x.shape
+        if self._tiles():      # (rows/columns beyond the last whole window are dropped)
+            return x[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw).mean(axis=(3, 5))
+        xpad = pad2d(x, self.padding)
+        total = None
+        for _, rows, columns in self._offsets(x.shape):
+            window_part = xpad[:, :, rows, columns]
+            if total is None:
+                total = window_part.copy()
+            else:
+                total += window_part
+        return total / x.dtype.type(kh * kw)
+
+    def backward(self, gy):
+        x_shape, (kh, kw) = self.x_shape, self.kernel
+        share = gy.data / gy.dtype.type(kh * kw)
+        if self._tiles():
+            n, c, oh, ow = gy.shape
+            gx = backend.get_array_module(share).zeros(x_shape, dtype=gy.dtype)
+            tiles = gx[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw)
+            tiles[...] = share.reshape(n, c, oh, 1, ow, 1)
+            return Tensor(gx)
+        return self._scatter_to_input(share, lambda k: share)
+
+
+class MaxPool2d(_Pool2d):
+    """y = max of each kh x kw window (padding is -inf, so it never wins).
+
+    dL/dx[p] = sum over the windows w whose maximum is p of dL/dy[w]. With ties the first maximum
+    in the window (row by row) takes the whole gradient, as in PyTorch.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__("max_pool2d", kernel_size, stride, padding)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.x_shape = x.shape
+        xpad = pad2d(x, self.padding, value=-float("inf"))
+        best = winner = None
+        for k, rows, columns in self._offsets(x.shape):
+            candidate = xpad[:, :, rows, columns]
+            if best is None:
+                best, winner = candidate.copy(), xp.zeros(candidate.shape, dtype=xp.int32)
+                continue
+            better = candidate > best              # strictly greater: earlier offsets win ties
+            xp.copyto(best, candidate, where=better)
+            xp.copyto(winner, k, where=better)
+        self.winner = winner                       # (N, C, OH, OW): which offset held the max
+        return best
+
+    def backward(self, gy):
+        gy = gy.data
+        xp, zero = backend.get_array_module(gy), gy.dtype.type(0)
+
+        def gradient_at_offset(k):                 # dL/dy where offset k won, 0 elsewhere
+            return xp.where(self.winner == k, gy, zero)
+        return self._scatter_to_input(gy, gradient_at_offset)
+
+
+class AdaptiveAvgPool2d(Function):
+    """Average pooling to a fixed output size (oh, ow), windows chosen by the input size: output
+    cell (r, s) averages rows floor(r H / oh) .. ceil((r + 1) H / oh) - 1 (columns likewise).
+
+    dL/dx[p] = sum over the cells whose window contains p of dL/dy[cell] / (window area)
+
+    (adaptive_avg_pool2d uses the faster AvgPool2d whenever H and W divide evenly.)
+    """
+
+    differentiable_backward = False
+
+    def __init__(self, output_size):
+        self.output_size = output_size
+
+    def _cells(self, x_shape):
+        """(r, s, row slice, column slice) of each output cell."""
+        (h, w), (oh, ow) = x_shape[2:], self.output_size
+        for r in range(oh):
+            rows = slice(r * h // oh, -(-(r + 1) * h // oh))
+            for s in range(ow):
+                yield r, s, rows, slice(s * w // ow, -(-(s + 1) * w // ow))
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        y = xp.empty(x.shape[:2] + tuple(self.output_size), dtype=x.dtype)
+        for r, s, rows, cols in self._cells(x.shape):
+            y[:, :, r, s] = x[:, :, rows, cols].mean(axis=(2, 3))
+        return y
+
+    def backward(self, gy):
+        gy = gy.data
+        xp = backend.get_array_module(gy)
+        x_shape = self.inputs[0].shape
+        gx = xp.zeros(x_shape, dtype=gy.dtype)
+        for r, s, rows, cols in self._cells(x_shape):
+            area = (rows.stop - rows.start) * (cols.stop - cols.start)
+            gx[:, :, rows, cols] += (gy[:, :, r, s] / gy.dtype.type(area))[:, :, None, None]
+        return Tensor(gx)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Average pooling (PyTorch's F.avg_pool2d, count_include_pad=True); stride defaults to the
+    kernel size."""
+    return AvgPool2d(kernel_size, stride, padding)(x)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max pooling (PyTorch's F.max_pool2d); stride defaults to the kernel size."""
+    return MaxPool2d(kernel_size, stride, padding)(x)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average pooling to ``output_size`` (an int, a pair, or None in a pair to keep that size);
+    ``adaptive_avg_pool2d(x, 1)`` is the global average pool."""
+    if x.ndim != 4:
+        raise ShapeError(f"adaptive_avg_pool2d: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+    h, w = x.shape[2:]
+    sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+    sizes = (h if sizes[0] is None else sizes[0], w if sizes[1] is None else sizes[1])
+    oh, ow = pair(sizes, "output_size", "adaptive_avg_pool2d", 1)
+    if h % oh == 0 and w % ow == 0:
+        return avg_pool2d(x, (h // oh, w // ow))
+    return AdaptiveAvgPool2d((oh, ow))(x)

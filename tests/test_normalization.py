@@ -1,0 +1,147 @@
+"""batch_norm: training and evaluation values, the running-statistics update (unbiased variance),
+gradients for x, weight and bias in both modes, the array-level helpers, errors, PyTorch oracle."""
+import numpy as np
+import pytest
+
+import minidense as md
+import minidense.nn.functional as F
+from minidense.ops.normalization import (BatchNorm, batch_norm_backward, batch_norm_train_forward,
+                                         update_running_stats)
+
+
+def test_training_normalises_with_batch_statistics_and_updates_running_stats():
+    # channel 0 holds 1..4, channel 1 holds 10, 10, 20, 20 (N=2, H=1, W=2)
+    x = md.tensor(np.array([[[[1, 2]], [[10, 10]]], [[[3, 4]], [[20, 20]]]], dtype=np.float32))
+    running_mean, running_var = md.zeros(2), md.ones(2)
+    y = F.batch_norm(x, running_mean, running_var, md.tensor([2.0, 1.0]), md.tensor([0.5, 0.0]),
+                     training=True, momentum=0.1, eps=0.0)
+    # channel 0: mean 2.5, biased var 1.25; channel 1: mean 15, biased var 25
+    expected0 = 2 * (np.array([1, 2, 3, 4]) - 2.5) / np.sqrt(1.25) + 0.5
+    np.testing.assert_allclose(y.numpy()[:, 0].ravel(), expected0, rtol=1e-6)
+    np.testing.assert_allclose(y.numpy()[:, 1].ravel(), [-1, -1, 1, 1], rtol=1e-6)
+    # running stats: 0.9 * old + 0.1 * batch, with the unbiased variance (M = 4: var * 4/3)
+    np.testing.assert_allclose(running_mean.numpy(), [0.25, 1.5], rtol=1e-6)
+    np.testing.assert_allclose(running_var.numpy(), [0.9 + 0.1 * 1.25 * 4 / 3, 0.9 + 0.1 * 25 * 4 / 3],
+                               rtol=1e-6)
+
+
+def test_running_stats_as_arrays_are_updated_in_place_and_2d_input_works(rng):
+    x = md.tensor(rng.standard_normal((6, 3)) * 2 + 5, dtype=md.float32)
+    running_mean, running_var = np.zeros(3, np.float32), np.ones(3, np.float32)
+    ids = id(running_mean), id(running_var)
+    y = F.batch_norm(x, running_mean, running_var, training=True, momentum=0.5)
+    assert (id(running_mean), id(running_var)) == ids and running_mean.dtype == np.float32
+    np.testing.assert_allclose(running_mean, 0.5 * x.numpy().mean(0), rtol=1e-5)
+    np.testing.assert_allclose(running_var, 0.5 + 0.5 * x.numpy().var(0, ddof=1), rtol=1e-5)
+    np.testing.assert_allclose(y.numpy().mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(y.numpy().var(0), 1, rtol=1e-3)
+    assert y.dtype == np.float32
+
+
+def test_evaluation_uses_running_stats_and_leaves_them_alone():
+    x = md.tensor(np.arange(8, dtype=np.float32).reshape(2, 2, 1, 2))
+    running_mean, running_var = md.tensor([1.0, 2.0]), md.tensor([4.0, 0.25])
+    y = F.batch_norm(x, running_mean, running_var, md.tensor([1.0, 3.0]), md.tensor([0.0, 1.0]),
+                     training=False, eps=0.0)
+    data = x.numpy()
+    expected = np.stack([(data[:, 0] - 1) / 2, 3 * (data[:, 1] - 2) / 0.5 + 1], axis=1)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-6)
+    np.testing.assert_array_equal(running_mean.numpy(), [1, 2])
+    np.testing.assert_array_equal(running_var.numpy(), [4, 0.25])
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 2, 3), (5, 2)])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_gradcheck_for_x_weight_bias(shape, training, randt, rng):
+    x, gamma, beta = randt(*shape), randt(shape[1]), randt(shape[1])
+    mean, var = rng.standard_normal(shape[1]), rng.random(shape[1]) + 0.5
+
+    def fn(x, gamma, beta):
+        # fresh copies: the training-mode update must not change what the check sees
+        return F.batch_norm(x, mean.copy(), var.copy(), gamma, beta, training=training)
+    report = md.gradcheck(fn, (x, gamma, beta))
+    assert [r["shape"] for r in report.rows] == [shape, (shape[1],), (shape[1],)]
+
+
+def test_batch_norm_without_affine_parameters_has_gradient_for_x(randt):
+    x = randt(4, 2, 2, 2)
+    md.gradcheck(lambda x: F.batch_norm(x, None, None, training=True), (x,))
+
+
+def test_array_helpers_match_the_function_and_the_compact_formula(rng):
+    x = rng.standard_normal((4, 3, 2, 2))
+    gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
+    y, cache = batch_norm_train_forward(x, gamma, beta, eps=1e-5)
+    xt, gt, bt = (md.tensor(a, dtype=md.float64, requires_grad=True) for a in (x, gamma, beta))
+    yt = BatchNorm(training=True)(xt, gt, bt)       # no running stats given: nothing updated
+    np.testing.assert_allclose(y, yt.numpy())
+    gy = rng.standard_normal(y.shape)
+    yt.backward(md.tensor(gy, dtype=md.float64))
+    gx, ggamma, gbeta = batch_norm_backward(gy, cache)
+    # the long way round: differentiate x_hat = (x - mu) / sigma through mu and var
+    m, axes = 4 * 2 * 2, (0, 2, 3)
+    mu, var = x.mean(axes, keepdims=True), x.var(axes, keepdims=True)
+    sigma = np.sqrt(var + 1e-5)
+    g_xhat = gy * gamma.reshape(1, 3, 1, 1)
+    g_var = (g_xhat * (x - mu) * -0.5 * sigma ** -3).sum(axes, keepdims=True)
+    g_mu = (-g_xhat / sigma).sum(axes, keepdims=True) + g_var * (-2 * (x - mu)).mean(axes, keepdims=True)
+    long_way = g_xhat / sigma + g_var * 2 * (x - mu) / m + g_mu / m
+    np.testing.assert_allclose(gx, long_way, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gx, xt.grad.numpy())
+    np.testing.assert_allclose(ggamma, gt.grad.numpy())
+    np.testing.assert_allclose(gbeta, gy.sum(axes))
+
+
+def test_update_running_stats_separately_from_forward(rng):
+    x = rng.standard_normal((3, 2, 2, 2)).astype(np.float32)
+    _, cache = batch_norm_train_forward(x, np.ones(2, np.float32), np.zeros(2, np.float32))
+    mean, var = np.zeros(2, np.float32), np.ones(2, np.float32)
+    update_running_stats(mean, var, cache, momentum=1.0)
+    np.testing.assert_allclose(mean, x.mean((0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(var, x.var((0, 2, 3), ddof=1), rtol=1e-5)
+
+
+def test_large_mean_does_not_destroy_the_float32_variance():
+    x = md.tensor((1e4 + np.arange(8, dtype=np.float64)).reshape(8, 1).astype(np.float32))
+    y = F.batch_norm(x, None, None, training=True, eps=0.0)
+    expected = (np.arange(8) - 3.5) / np.arange(8).std()
+    np.testing.assert_allclose(y.numpy().ravel(), expected, rtol=1e-3)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: F.batch_norm(md.zeros(2, 3, 4), md.zeros(3), md.ones(3), training=True),
+     md.ShapeError, r"batch_norm: expected an \(N, C\) or \(N, C, H, W\) input, got shape \(2, 3, 4\)"),
+    (lambda: F.batch_norm(md.zeros(2, 3, 2, 2), md.zeros(4), md.ones(4)),
+     md.ShapeError, r"running_mean has shape \(4,\) but the input \(2, 3, 2, 2\) has 3 channels"),
+    (lambda: F.batch_norm(md.zeros(2, 3), md.zeros(3), md.ones(3), md.ones(2)),
+     md.ShapeError, r"weight has shape \(2,\)"),
+    (lambda: F.batch_norm(md.zeros(1, 3), None, None, training=True),
+     ValueError, r"more than one value per channel.*\(1, 3\)"),
+    (lambda: F.batch_norm(md.zeros(2, 3), None, None, training=False),
+     ValueError, r"evaluation mode .* needs running_mean"),
+])
+def test_batch_norm_errors(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_batch_norm_matches_torch_including_running_stats(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((4, 3, 3, 2)) * 3 + 1
+    gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
+    gy = rng.standard_normal(x.shape)
+    mean, var = np.zeros(3), np.ones(3)
+    mean_t, var_t = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    ours = [md.tensor(a, dtype=md.float64, requires_grad=True) for a in (x, gamma, beta)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, gamma, beta)]
+    for training in (True, True, False):
+        y = F.batch_norm(ours[0], mean, var, ours[1], ours[2], training=training, momentum=0.2)
+        yt = torch.nn.functional.batch_norm(theirs[0], mean_t, var_t, theirs[1], theirs[2],
+                                            training=training, momentum=0.2)
+        np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(mean, mean_t.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(var, var_t.numpy(), rtol=1e-12)
+        y.backward(md.tensor(gy, dtype=md.float64))
+        yt.backward(torch.tensor(gy))
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-9, atol=1e-12)

@@ -1,0 +1,162 @@
+"""md.save / md.load: exact round trips, atomic writes, clear errors, never pickle."""
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import minidense as md
+import minidense.nn as nn
+from minidense import serialization
+
+
+def test_nested_round_trip_keeps_values_dtypes_and_structure(tmp_path):
+    obj = {
+        "model": {"w": np.arange(6, dtype=np.float32).reshape(2, 3) / 7,
+                  "idx": np.array([1, -2], dtype=np.int64), "flags": np.array([True, False])},
+        "tensor": md.tensor([1.5, 2.5], dtype=md.float64),
+        "history": [0.1, 0.01, {"epoch": 3, "name": "run", "done": False, "note": None}],
+        "betas": (0.9, 0.999),
+        "state": {0: {"step": 4, "buf": np.ones(2, dtype=np.float16)}, 1: {}},
+        "scalar": np.float32(0.25),
+        "empty": np.zeros((0, 3)),
+        "__array__": "a user key that looks like a marker",
+    }
+    path = tmp_path / "ckpt.npz"
+    md.save(obj, path)
+    back = md.load(path)
+
+    assert set(back) == set(obj)
+    for key in ("w", "idx", "flags"):
+        assert back["model"][key].dtype == obj["model"][key].dtype
+        np.testing.assert_array_equal(back["model"][key], obj["model"][key])
+    assert isinstance(back["tensor"], np.ndarray) and back["tensor"].dtype == np.float64
+    np.testing.assert_array_equal(back["tensor"], [1.5, 2.5])
+    assert back["history"] == [0.1, 0.01, {"epoch": 3, "name": "run", "done": False,
+                                           "note": None}]
+    assert back["betas"] == (0.9, 0.999)
+    assert list(back["state"]) == [0, 1] and back["state"][0]["step"] == 4
+    assert back["state"][0]["buf"].dtype == np.float16
+    assert back["scalar"] == np.float32(0.25) and back["scalar"].dtype == np.float32
+    assert back["empty"].shape == (0, 3)
+    assert back["__array__"] == obj["__array__"]
+
+
+def test_module_state_dict_round_trip(tmp_path):
+    source = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    source(md.randn(2, 3, 5, 5))
+    md.save(source.state_dict(), tmp_path / "model.npz")
+    target = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    target.load_state_dict(md.load(tmp_path / "model.npz"))
+    for a, b in zip(source.state_dict().values(), target.state_dict().values()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_file_is_a_plain_npz_with_json_meta(tmp_path):
+    path = tmp_path / "x.npz"
+    md.save({"a": np.arange(3)}, path)
+    with np.load(path, allow_pickle=False) as archive:
+        assert sorted(archive.files) == ["__meta__", "arr_0"]
+        assert archive["__meta__"].dtype == np.uint8
+        meta = json.loads(bytes(archive["__meta__"]).decode())
+    assert meta["object"] == {"a": {"__array__": "arr_0"}} and meta["format"] == "minidense"
+
+
+def test_load_never_allows_pickle(tmp_path, monkeypatch):
+    path = tmp_path / "x.npz"
+    md.save({"a": np.arange(3)}, path)
+    calls = []
+    real_load = np.load
+
+    def recording_load(*args, **kwargs):
+        calls.append(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(np, "load", recording_load)
+    md.load(path)
+    assert calls and all(c.get("allow_pickle") is False for c in calls)
+
+
+def test_object_arrays_and_unknown_types_are_refused(tmp_path):
+    with pytest.raises(TypeError, match="dtype object"):
+        md.save({"bad": np.array([{}, 1], dtype=object)}, tmp_path / "a.npz")
+    with pytest.raises(TypeError, match=r"set at obj\['x'\]"):
+        md.save({"x": {1, 2}}, tmp_path / "b.npz")
+    assert os.listdir(tmp_path) == []
+
+
+# -- atomic writes ------------------------------------------------------------------------------
+def test_crash_during_save_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.npz"
+    md.save({"epoch": 1, "w": np.ones(3)}, path)
+    old_bytes = path.read_bytes()
+
+    def crash(file, **arrays):
+        file.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        md.save({"epoch": 2, "w": np.zeros(3)}, path)
+    assert path.read_bytes() == old_bytes
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
+    monkeypatch.undo()
+    assert md.load(path)["epoch"] == 1
+
+
+def test_crash_at_rename_leaves_no_temp(tmp_path, monkeypatch):
+    def failing_replace(src, dst):
+        raise PermissionError("rename refused")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(PermissionError):
+        md.save({"a": 1}, tmp_path / "new.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_overwrites_and_accepts_other_suffixes(tmp_path):
+    path = tmp_path / "model.pt"
+    md.save({"v": 1}, path)
+    md.save({"v": 2}, str(path))
+    assert md.load(path) == {"v": 2} and os.listdir(tmp_path) == ["model.pt"]
+
+
+# -- bad files ----------------------------------------------------------------------------------
+def test_truncated_file_gives_clear_error(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    md.save({"w": np.arange(1000.0)}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(serialization.CheckpointError, match="ckpt.npz.*truncated or corrupted"):
+        md.load(path)
+
+
+def test_non_npz_file_gives_clear_error(tmp_path):
+    path = tmp_path / "notes.npz"
+    path.write_text("these are not arrays")
+    with pytest.raises(ValueError, match="notes.npz"):
+        md.load(path)
+
+
+def test_foreign_npz_without_meta_is_named(tmp_path):
+    path = tmp_path / "foreign.npz"
+    np.savez(path, weights=np.ones(2))
+    with pytest.raises(serialization.CheckpointError, match="foreign.npz.*'__meta__'"):
+        md.load(path)
+
+
+def test_pytorch_style_zip_gets_a_hint(tmp_path):
+    path = tmp_path / "model.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x04N.")
+    with pytest.raises(serialization.CheckpointError, match="PyTorch"):
+        md.load(path)
+
+
+def test_plain_npy_and_missing_file(tmp_path):
+    np.save(tmp_path / "one.npy", np.ones(2))
+    with pytest.raises(serialization.CheckpointError, match="single .npy array"):
+        md.load(tmp_path / "one.npy")
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        md.load(tmp_path / "missing.npz")
