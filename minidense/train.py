@@ -170,9 +170,10 @@ def train_one_epoch(model, loader, optimizer, progress):
         count = len(labels.data)
         total_loss, correct, seen = total_loss + loss * count, correct + batch_correct, seen + count
         progress.update(1)
-        progress.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}",
-                             lr=f"{current_lr(optimizer):.4g}",
-                             img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
+        progress.set_postfix({"loss": f"{total_loss / seen:.4f}", "acc": f"{correct / seen:.3f}",
+                              "lr": f"{current_lr(optimizer):.4g}",
+                              "img/s": f"{seen / (time.perf_counter() - start):.0f}"},
+                             refresh=False)
     return total_loss / seen, correct / seen, seen / (time.perf_counter() - start)
 
 
@@ -181,7 +182,8 @@ def fit(model, train_loader, test_loader, optimizer, scheduler=None, epochs=1, o
     """Train ``model`` for ``epochs`` epochs (in total, counting epochs already done).
 
     out_dir      folder for metrics, curves and checkpoints (None: keep everything in memory).
-    resume_from  a checkpoint dict (``md.load('run/last.npz')``) to continue from.
+    resume_from  a checkpoint dict (``md.load('run/last.npz')``) to continue from, or the
+                 FitResult that ``restore_checkpoint`` returned for it.
     arguments    plain values stored in the checkpoints (the CLI stores its options).
 
     Ctrl-C stops after tidying up: the last finished epoch's checkpoint stays intact and the result
@@ -190,8 +192,8 @@ def fit(model, train_loader, test_loader, optimizer, scheduler=None, epochs=1, o
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir) if out_dir is not None else None
-    result = FitResult()
-    if resume_from is not None:
+    result = resume_from if isinstance(resume_from, FitResult) else FitResult()
+    if isinstance(resume_from, dict):
         result = restore_checkpoint(resume_from, model, optimizer, scheduler)
     finished = len(result.history)
     say = (lambda text: None) if quiet else tqdm.write
@@ -453,8 +455,10 @@ def train_main(argv=None):
     try:
         settings, out_dir, checkpoint = prepare_run(args)
         setup = build_from_args(settings)
-        if checkpoint is not None:
-            setup.model.load_state_dict(checkpoint["model"])    # names mismatched keys
+        previous = None
+        if checkpoint is not None:      # another architecture: the error names mismatched keys
+            previous = restore_checkpoint(checkpoint, setup.model, setup.optimizer,
+                                          setup.scheduler)
     except (UsageError, ValueError, TypeError, RuntimeError, FileNotFoundError, KeyError) as error:
         print(f"python -m minidense train: error: {error}", file=sys.stderr)
         return 2
@@ -463,13 +467,22 @@ def train_main(argv=None):
     if not args.quiet:
         print(describe(setup, settings, out_dir))
 
+    try:
+        return finish_run(setup, settings, out_dir, previous, args)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; resume with: python -m minidense train --out {out_dir} --resume",
+              file=sys.stderr)
+        return 130
+
+
+def finish_run(setup, settings, out_dir, previous, args):
+    """Train (or continue), then write results.json and the Figure 5 heatmap."""
     result = fit(setup.model, setup.train_loader, setup.test_loader, setup.optimizer,
-                 setup.scheduler, settings["epochs"], out_dir, resume_from=checkpoint,
+                 setup.scheduler, settings["epochs"], out_dir, resume_from=previous,
                  arguments=settings, quiet=args.quiet)
     if result.interrupted:
         print(f"resume with: python -m minidense train --out {out_dir} --resume", file=sys.stderr)
         return 130
-
     evaluation = result.last_evaluation or evaluate(setup.model, setup.test_loader)
     write_results(out_dir, setup, settings, result, evaluation)
     print(f"test accuracy {100 * evaluation['accuracy']:.2f}%  "

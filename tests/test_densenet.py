@@ -7,7 +7,7 @@ import pytest
 
 import minidense as md
 from minidense import nn
-from minidense.models import (MODELS, DenseBlock, DenseLayer, DenseNet, Transition,
+from minidense.models import (MODELS, DenseBlock, DenseLayer, Transition,
                               densenet40, densenet100, densenet121, densenet169,
                               densenet_bc_100, densenet_bc_190, densenet_bc_250, densenet_cifar,
                               get_model)
@@ -226,9 +226,6 @@ def test_gradcheck_through_a_tiny_densenet_bc(memory_efficient):
               blocks.denseblock3.denselayer2.norm2.bias, model.classifier.weight]
     md.gradcheck(lambda x, *ps: model(x), (x, *params), mode="directional", n_directions=3,
                  atol=1e-6, rtol=1e-4)
-
-
-torch = None
 
 
 def _torch_densenet_bc(torch_module, growth_rate, block_config, num_init_features, num_classes):

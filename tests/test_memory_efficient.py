@@ -115,8 +115,8 @@ def _graph_bytes(memory_efficient):
 
 def test_keeps_far_less_memory_for_backward():
     naive, efficient = _graph_bytes(False), _graph_bytes(True)
-    # Naive: concatenation, BN output and ReLU output of every layer's growing input (3 x 16..104
-    # channels per layer); efficient: the shared buffer (112 channels) plus each 3x3 conv's k maps.
+    # Naive: four arrays of every layer's growing input (concatenation, BN's x_hat and output, ReLU
+    # output: 4 x (16 + 8 i) channels for layer i); efficient: only the shared buffer.
     assert efficient < 0.25 * naive
     shared_buffer = 8 * (16 + 12 * 8) * 16 * 16 * 4      # float32 bytes of (N, c0 + L*k, H, W)
     assert shared_buffer <= efficient < 1.1 * shared_buffer

@@ -1,5 +1,4 @@
 """Reference solution for the sgd_nesterov_step task."""
-import numpy as np
 
 
 def sgd_nesterov_step(param, grad, buffer, lr, momentum=0.9, weight_decay=0.0):

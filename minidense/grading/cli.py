@@ -42,6 +42,8 @@ def build_parser():
                         help="grade only this task (repeatable)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="time limit per test (default: 10)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="grade N tasks at the same time (default: 1)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     return parser
 
@@ -85,7 +87,8 @@ def _grade_and_report(exercise_dir, task_dir, args, results_path, label=""):
 
     results = []
     try:
-        results = grade_exercises(exercise_dir, task_dir, args.task, args.timeout, show_progress)
+        results = grade_exercises(exercise_dir, task_dir, args.task, args.timeout, args.jobs,
+                                  show_progress)
     finally:   # results.json is written whatever happens, even after an interruption
         write_results(results, time.time() - started, results_path)
     print(summary_text(results) if args.quiet else "\n" + table(results))

@@ -40,10 +40,23 @@ def points_of(item):
 
 def short_reason(report):
     """One line: the exception and its message ('NotImplementedError: im2col: implement ...')."""
-    crash = getattr(report.longrepr, "reprcrash", None)
-    text = crash.message if crash is not None else str(report.longrepr)
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    text = getattr(report, "exception_summary", None)
+    if text is None:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        text = crash.message if crash is not None else str(report.longrepr)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0][:300] if lines else report.outcome
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember 'ExceptionType: message' of a failure (clearer than pytest's crash line for,
+    e.g., a SyntaxError in the student's file)."""
+    outcome = yield
+    if call.excinfo is not None:
+        message = str(call.excinfo.value).strip()
+        outcome.get_result().exception_summary = (f"{call.excinfo.typename}: {message}" if message
+                                                  else call.excinfo.typename)
 
 
 class ProgressRecorder:

@@ -4,7 +4,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 
-def _number(value):
+def number(value):
+    """10.0 -> 10, 2.5 -> 2.5 (points read better without a trailing .0)."""
     return int(value) if float(value).is_integer() else round(value, 3)
 
 
@@ -21,8 +22,8 @@ def summary_text(results):
     totals = task_totals(results)
     score = sum(s for s, _ in totals.values())
     maximum = sum(m for _, m in totals.values())
-    lines = [f"{task:<32} {_number(s):>5} / {_number(m)}" for task, (s, m) in totals.items()]
-    lines.append(f"{'TOTAL':<32} {_number(score):>5} / {_number(maximum)}")
+    lines = [f"{task:<32} {number(s):>5} / {number(m)}" for task, (s, m) in totals.items()]
+    lines.append(f"{'TOTAL':<32} {number(score):>5} / {number(maximum)}")
     return "\n".join(lines)
 
 
@@ -32,7 +33,7 @@ def table(results, reason_width=60):
     lines = [header, "-" * len(header)]
     for r in results:
         reason = r.reason if len(r.reason) <= reason_width else r.reason[:reason_width - 3] + "..."
-        lines.append(f"{r.task:<30} {r.test:<44} {_number(r.score):>3}/{_number(r.max_score):<3}  "
+        lines.append(f"{r.task:<30} {r.test:<44} {number(r.score):>3}/{number(r.max_score):<3}  "
                      f"{r.status:<6}  {reason}")
     return "\n".join(lines + ["", summary_text(results)])
 
@@ -42,11 +43,11 @@ def gradescope_results(results, execution_time):
     tests = []
     for r in results:
         output = r.reason if not r.output else f"{r.reason}\n\n{r.output}"
-        tests.append({"name": f"{r.task}: {r.test}", "score": _number(r.score),
-                      "max_score": _number(r.max_score), "status": r.status,
+        tests.append({"name": f"{r.task}: {r.test}", "score": number(r.score),
+                      "max_score": number(r.max_score), "status": r.status,
                       "output": output, "visibility": "visible"})
-    return {"score": _number(sum(r.score for r in results)),
-            "max_score": _number(sum(r.max_score for r in results)),
+    return {"score": number(sum(r.score for r in results)),
+            "max_score": number(sum(r.max_score for r in results)),
             "execution_time": round(execution_time, 2),
             "output": summary_text(results),
             "visibility": "visible",

@@ -106,46 +106,56 @@ def forbidden_references(source, forbidden, filename="<task>"):
 # ----------------------------------------------------------------------------------------------
 _guarded_modules = {}          # module name of a loaded task -> its forbidden list
 _original_import = builtins.__import__
+_original_import_module = importlib.import_module
+
+
+def _refuse_forbidden(importer_globals, names):
+    """Raise ForbiddenImportError when a task module asks for a forbidden name."""
+    importer = (importer_globals or {}).get("__name__")
+    forbidden = _guarded_modules.get(importer)
+    for name in names if forbidden is not None else ():
+        if is_forbidden(name, forbidden):
+            message = f"{FORBIDDEN_REASON}: {name}"
+            forbidden_findings[importer.removeprefix("student_")] = message
+            raise ForbiddenImportError(message)
 
 
 def _guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
-    importer = (globals or {}).get("__name__")
-    forbidden = _guarded_modules.get(importer)
-    if forbidden is not None and level == 0:
-        asked = [name] + [f"{name}.{item}" for item in (fromlist or ()) if item != "*"]
-        for qualified in asked:
-            if is_forbidden(qualified, forbidden):
-                message = f"{FORBIDDEN_REASON}: {qualified}"
-                forbidden_findings[importer.removeprefix("student_")] = message
-                raise ForbiddenImportError(message)
+    if level == 0:
+        importer_globals = globals if globals is not None else sys._getframe(1).f_globals
+        _refuse_forbidden(importer_globals, [name] + [f"{name}.{item}" for item in fromlist or ()
+                                                      if item != "*"])
     return _original_import(name, globals, locals, fromlist, level)
 
 
+def _guarded_import_module(name, package=None):
+    _refuse_forbidden(sys._getframe(1).f_globals, [name])
+    return _original_import_module(name, package)
+
+
 def _install_import_hook():
-    if builtins.__import__ is not _guarded_import:
-        builtins.__import__ = _guarded_import
+    builtins.__import__ = _guarded_import
+    importlib.import_module = _guarded_import_module
 
 
 # ----------------------------------------------------------------------------------------------
 # 3. Identity check, and loading
 # ----------------------------------------------------------------------------------------------
 def _resolve(qualified):
-    """The object a qualified name points to, or None when it does not resolve."""
+    """The object a qualified name points to, looked up among modules already imported (importing
+    big frameworks just to compare would be slow), or None."""
     parts = qualified.split(".")
     for cut in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for attribute in parts[cut:]:
-            obj = getattr(obj, attribute, None)
-        return obj
+        obj = sys.modules.get(".".join(parts[:cut]))
+        if obj is not None:
+            for attribute in parts[cut:]:
+                obj = getattr(obj, attribute, None)
+            return obj
     return None
 
 
 def _reference_objects_used(module, forbidden):
-    references = {id(obj): name for name in forbidden
-                  if callable(obj := _resolve(name)) and not isinstance(obj, type(sys))}
+    references = {id(obj): name for name in forbidden if callable(obj := _resolve(name))}
     return [references[id(value)] for value in vars(module).values() if id(value) in references]
 
 

@@ -10,7 +10,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .report import task_totals
+from .report import number, task_totals
 
 
 def submitted_files(submission_dir, task_ids):
@@ -47,7 +47,7 @@ def write_summary_csv(rows, path):
         writer.writerow(["student", "score", "max_score", *tasks])
         for student, results in rows:
             totals = task_totals(results)
-            writer.writerow([student, sum(s for s, _ in totals.values()),
-                             sum(m for _, m in totals.values()),
-                             *(totals.get(t, (0.0, 0.0))[0] for t in tasks)])
+            writer.writerow([student, number(sum(s for s, _ in totals.values())),
+                             number(sum(m for _, m in totals.values())),
+                             *(number(totals.get(t, (0.0, 0.0))[0]) for t in tasks)])
     return path

@@ -5,9 +5,10 @@ CVPR 2017), built from the parts a chapter introduces one at a time.
                  k new feature maps (k = growth rate), or with a bottleneck (DenseNet-B)
                  BN-ReLU-Conv1x1(4k)-BN-ReLU-Conv3x3(k). Its output is the concatenation
                  [input, new maps]: every layer sees the feature maps of all layers before it.
-    DenseBlock   Section 3, "Dense connectivity": L dense layers in a row, x_l = H_l([x_0, ..., x_{l-1}]).
-    Transition   Section 3, "Pooling layers" and "Compression": BN-ReLU-Conv1x1(floor(theta*m))-AvgPool2x2
-                 between blocks, halving the spatial size (theta < 1 is DenseNet-C).
+    DenseBlock   Section 3, "Dense connectivity": L dense layers in a row,
+                 x_l = H_l([x_0, ..., x_{l-1}]).
+    Transition   Section 3, "Pooling layers" and "Compression": BN-ReLU-Conv1x1(floor(theta*m))-
+                 AvgPool2x2 between blocks, halving the spatial size (theta < 1 is DenseNet-C).
     DenseNet     Section 3, "Implementation details": a stem convolution, dense blocks joined by
                  transitions, then BN-ReLU-global average pooling-Linear.
 
@@ -257,8 +258,8 @@ def cifar_block_config(depth, bottleneck=False):
         examples = "100, 190, 250" if bottleneck else "40, 100"
         n = max(1, (depth - 4) // step) if isinstance(depth, int) else 1
         raise ValueError(f"depth={depth!r} does not fit {kind}: depth must be {step}n+4 with n "
-                         f"the layers per block{' divided by 2' if bottleneck else ''} "
-                         f"(e.g. {examples}; nearest valid: {4 + step * n}, {4 + step * (n + 1)})")
+                         f"the layers per block (e.g. {examples}; nearest valid: {4 + step * n}, "
+                         f"{4 + step * (n + 1)})")
     return ((depth - 4) // step,) * 3
 
 
@@ -268,7 +269,8 @@ def densenet_cifar(depth, growth_rate=12, bottleneck=False, compression=1.0, dro
 
     The stem makes 16 maps, or 2k when bottleneck and compression < 1 (DenseNet-BC).
     """
-    init = kwargs.pop("num_init_features", 2 * growth_rate if bottleneck and compression < 1 else 16)
+    is_bc = bottleneck and compression < 1
+    init = kwargs.pop("num_init_features", 2 * growth_rate if is_bc else 16)
     model = DenseNet(growth_rate, cifar_block_config(depth, bottleneck), init, bottleneck,
                      compression, drop_rate, num_classes, stem="cifar", in_channels=in_channels,
                      memory_efficient=memory_efficient, **kwargs)

@@ -4,11 +4,11 @@
 Why the naive block is quadratic
 --------------------------------
 Layer l of a block reads the concatenation [x_0, x_1, ..., x_{l-1}] of c_0 + (l-1)k channels.
-``cat`` copies all of them into a new array, and autograd keeps three arrays of that size alive
-until the backward pass: the concatenation, its batch-normalised version and its ReLU (the
-convolution's input). Summed over L layers that is about 3 * L(L+1)/2 * k channels of feature
-maps: memory grows with the square of the depth, while the *new* information is only k channels
-per layer.
+``cat`` copies all of them into a new array, and autograd keeps four arrays of that size alive
+until the backward pass: the concatenation (BN's input), BN's normalised values x_hat and its
+output (ReLU's input), and the ReLU output (the convolution's input). Summed over the layers that
+is about 4 * (L c_0 + k L(L-1)/2) channels of feature maps: memory grows with the square of the
+depth, while the *new* information is only k channels per layer.
 
 What this module does instead (the paper's "shared memory allocations" and recomputation)
 ------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from ..creation import zeros
 from ..ops import cat
 
 STAGE_WIDTHS = (16, 32, 64)
-BASIC_UP_TO_DEPTH = 110   # the paper uses basic units up to ResNet-110, bottlenecks beyond (164, 1001)
+BASIC_UP_TO_DEPTH = 110   # the paper: basic units up to ResNet-110, bottlenecks beyond (164, 1001)
 
 
 class ZeroPadShortcut(nn.Module):

@@ -109,7 +109,7 @@ def _row_modules(model):
 
 @contextlib.contextmanager
 def _watching(modules, record):
-    """Temporarily wrap each module's forward so that ``record(name, module, x, y)`` sees its calls."""
+    """Temporarily wrap each module's forward so ``record(name, module, x, y)`` sees every call."""
     for name, module in modules:
         def watched(*args, __name=name, __module=module, __forward=module.forward, **kwargs):
             out = __forward(*args, **kwargs)
@@ -158,7 +158,8 @@ def summary(model, input_shape=None, print_table=True, name=None):
     if len(input_shape) == 3:
         input_shape = (1,) + input_shape
     if len(input_shape) != 4:
-        raise ValueError(f"summary: input_shape must be (C, H, W) or (N, C, H, W), got {input_shape}")
+        raise ValueError(f"summary: input_shape must be (C, H, W) or (N, C, H, W), "
+                         f"got {input_shape}")
     row_modules = _row_modules(model)
     counted = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     watched = {id(m): (n, m) for n, m in row_modules + counted}

@@ -27,6 +27,19 @@ into the window it came from (windows overlap when stride < kernel, so their gra
 
 A 1x1 kernel with stride 1 and no padding needs no im2col at all: cols[n] is x[n] viewed as a
 (C, H*W) matrix. DenseNet-BC's bottleneck layers are such convolutions.
+
+The fast path for stride 1 (every convolution in a CIFAR DenseNet) avoids the columns altogether.
+im2col copies the input kh*kw times (9x for 3x3), and with only O = k = 12 output channels the
+matmul that follows is thin and memory-bound. Take the product the other way round: multiply
+first, on the input as it is, then shift and add the kh*kw partial outputs, which have only O
+channels each:
+
+    partial[i, j] = weight[:, :, i, j] @ x                 one matmul: (kh*kw*O, C) @ (C, N*H*W)
+    y[:, :, r, s] = sum_{i,j} partial[i, j][:, :, r + i - ph, s + j - pw]     (shift and add)
+
+The backward pass mirrors it: shift dL/dy into the kh*kw positions (a small im2col of dL/dy, which
+has O channels, not C), then one matmul each for dL/dx and dL/dweight. Same arithmetic, far less
+memory traffic; ``conv2d_naive`` and the im2col path check it in the tests.
 """
 from collections import namedtuple
 
@@ -216,11 +229,14 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0):
     oh, ow = check_conv_inputs("conv2d", x, weight, bias, stride, padding)
     xp = backend.get_array_module(x)
     out_channels = weight.shape[0]
-    cols = _columns(x, weight.shape, stride, padding)              # (N, C*kh*kw, OH*OW)
-    y = xp.matmul(weight.reshape(out_channels, -1), cols)          # (N, O, OH*OW)
-    if bias is not None:
-        y += bias.reshape(1, out_channels, 1)
+    if tuple(stride) == (1, 1):
+        y = _stride1_forward(x, weight, padding)                    # (N, O, OH, OW)
+    else:
+        cols = _columns(x, weight.shape, stride, padding)          # (N, C*kh*kw, OH*OW)
+        y = xp.matmul(weight.reshape(out_channels, -1), cols)      # (N, O, OH*OW)
     y = y.reshape(x.shape[0], out_channels, oh, ow)
+    if bias is not None:
+        y += bias.reshape(1, out_channels, 1, 1)
     return y, ConvCache(x, weight, bias is not None, tuple(stride), tuple(padding))
 
 
@@ -229,9 +245,13 @@ def conv2d_backward(gy, cache, need_x=True, need_weight=True, need_bias=True):
     x, weight = cache.x, cache.weight
     xp = backend.get_array_module(gy)
     n, out_channels = gy.shape[:2]
+    gb = gy.sum(axis=(0, 2, 3)) if need_bias and cache.has_bias else None
+    if cache.stride == (1, 1):
+        gx, gw = _stride1_backward(gy, x, weight, cache.padding, need_x, need_weight)
+        return gx, gw, gb
     gy = gy.reshape(n, out_channels, -1)                            # (N, O, OH*OW)
     w2 = weight.reshape(out_channels, -1)                           # (O, C*kh*kw)
-    gx = gw = gb = None
+    gx = gw = None
     if need_weight:
         cols = _columns(x, weight.shape, cache.stride, cache.padding)
         # sum over images of dL/dy[n] @ cols[n]^T: a batched matmul, then a small sum
@@ -242,9 +262,84 @@ def conv2d_backward(gy, cache, need_x=True, need_weight=True, need_bias=True):
             gx = gcols.reshape(x.shape)
         else:
             gx = col2im(gcols, x.shape, weight.shape[2:], cache.stride, cache.padding)
-    if need_bias and cache.has_bias:
-        gb = gy.sum(axis=(0, 2))
     return gx, gw, gb
+
+
+# ----------------------------------------------------------------------------------------------
+# Stride 1: multiply first, then shift and add (see the module docstring)
+# ----------------------------------------------------------------------------------------------
+def _channels_first(a):
+    """(N, C, H, W) -> the (C, N*H*W) matrix with one column per pixel of every image (a copy)."""
+    xp = backend.get_array_module(a)
+    return xp.ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(a.shape[1], -1)
+
+
+def _batch_first(a2, n, hw):
+    """(C, N*H*W) or (C, N, H, W) back to (N, C, H, W) (a copy)."""
+    xp = backend.get_array_module(a2)
+    return xp.ascontiguousarray(a2.reshape(a2.shape[0], n, *hw).transpose(1, 0, 2, 3))
+
+
+def _valid_range(out_size, in_size, offset, pad):
+    """Output positions r whose input position r + offset - pad lies inside the input."""
+    return max(0, pad - offset), min(out_size, in_size + pad - offset)
+
+
+def _shifts(kernel, padding, out_hw, in_hw):
+    """For each kernel offset (i, j): the output slice and the input slice it connects."""
+    (kh, kw), (ph, pw) = kernel, padding
+    for i in range(kh):
+        r0, r1 = _valid_range(out_hw[0], in_hw[0], i, ph)
+        for j in range(kw):
+            s0, s1 = _valid_range(out_hw[1], in_hw[1], j, pw)
+            yield i, j, (slice(r0, r1), slice(s0, s1)), \
+                (slice(r0 + i - ph, r1 + i - ph), slice(s0 + j - pw, s1 + j - pw))
+
+
+def _stride1_forward(x, weight, padding):
+    """y = conv2d(x, weight, stride=1): one matmul on x itself, then shift-and-add (O channels)."""
+    xp = backend.get_array_module(x)
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    oh, ow = h + 2 * padding[0] - kh + 1, w + 2 * padding[1] - kw + 1
+    w_offsets = weight.transpose(2, 3, 0, 1).reshape(kh * kw * o, c)    # rows ordered (i, j, o)
+    partial = (w_offsets @ _channels_first(x)).reshape(kh, kw, o, n, h, w)
+    if (kh, kw) == (1, 1) and tuple(padding) == (0, 0):
+        return _batch_first(partial[0, 0], n, (h, w))
+    y = xp.zeros((o, n, oh, ow), dtype=partial.dtype)
+    for i, j, (rows, cols), (in_rows, in_cols) in _shifts((kh, kw), padding, (oh, ow), (h, w)):
+        y[:, :, rows, cols] += partial[i, j, :, :, in_rows, in_cols]
+    return _batch_first(y, n, (oh, ow))
+
+
+def _stride1_backward(gy, x, weight, padding, need_x, need_weight):
+    """dL/dx and dL/dweight of the stride-1 convolution.
+
+    shifted[i, j][:, :, r + i - ph, s + j - pw] = dL/dy[:, :, r, s]     (dL/dy moved to each offset)
+    dL/dx      = sum_{i,j,o} weight[o, :, i, j] * shifted[i, j, o]    one matmul
+    dL/dweight = shifted @ x^T over every pixel of every image        one matmul
+    """
+    xp = backend.get_array_module(gy)
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    oh, ow = gy.shape[2:]
+    gy_channels_first = xp.ascontiguousarray(gy.transpose(1, 0, 2, 3))  # (O, N, OH, OW)
+    if (kh, kw) == (1, 1) and tuple(padding) == (0, 0):
+        shifted = gy_channels_first.reshape(o, -1)
+    else:
+        shifted = xp.zeros((kh, kw, o, n, h, w), dtype=gy.dtype)
+        for i, j, (rows, cols), (in_rows, in_cols) in _shifts((kh, kw), padding, (oh, ow), (h, w)):
+            shifted[i, j, :, :, in_rows, in_cols] = gy_channels_first[:, :, rows, cols]
+        shifted = shifted.reshape(kh * kw * o, n * h * w)
+    gx = gw = None
+    if need_x:
+        w_by_input = weight.transpose(1, 2, 3, 0).reshape(c, kh * kw * o)   # columns (i, j, o)
+        gx = _batch_first(w_by_input @ shifted, n, (h, w))
+    if need_weight:
+        # (C, N*H*W) @ (N*H*W, kh*kw*O): BLAS is fastest with the long axis inside this way round
+        gw_by_input = _channels_first(x) @ shifted.T
+        gw = xp.ascontiguousarray(gw_by_input.reshape(c, kh, kw, o).transpose(3, 0, 1, 2))
+    return gx, gw
 
 
 class Conv2d(Function):

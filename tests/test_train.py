@@ -1,0 +1,246 @@
+"""The training loop and run folder: files, resume, Ctrl-C, evaluate, checkpoint mismatches.
+
+One tiny DenseNet-BC (depth 10, k=4) on 256 training / 128 test images of the embedded sample is
+trained for two epochs once per module and shared by the tests that only read its folder.
+"""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import minidense as md
+from minidense import train
+from minidense.data import ArrayDataset, get_dataset
+from minidense.models import densenet_cifar
+
+TINY_RUN = ["--depth", "10", "--growth-rate", "4", "--bottleneck", "--epochs", "2",
+            "--limit-train", "256", "--limit-test", "128", "--quiet"]
+RUN_FILES = ["config.json", "metrics.csv", "metrics.jsonl", "curves.png", "last.npz", "best.npz",
+             "results.json", "figure5.png", "figure5.csv"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def read_metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def deterministic_columns(rows):
+    """The per-epoch numbers that must repeat exactly (timings never do)."""
+    keys = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "test_error"]
+    return [{k: row[k] for k in keys} for row in rows]
+
+
+def leftover_temporary_files(run_dir):
+    return [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    """A finished two-epoch run, plus the loss of its very first training batch."""
+    run_dir = tmp_path_factory.mktemp("straight") / "run"
+    losses = []
+    original_step = train.train_step
+
+    def recording_step(*args):
+        loss, correct = original_step(*args)
+        losses.append(loss)
+        return loss, correct
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "train_step", recording_step)
+        code = train.train_main(TINY_RUN + ["--out", str(run_dir)])
+    assert code == 0
+    return run_dir, losses[0]
+
+
+def test_run_writes_every_file(straight_run):
+    run_dir, _ = straight_run
+    for name in RUN_FILES:
+        assert (run_dir / name).is_file(), name
+    for name in ["curves.png", "figure5.png"]:
+        assert (run_dir / name).read_bytes()[:8] == PNG_MAGIC
+    assert leftover_temporary_files(run_dir) == []
+    header = (run_dir / "metrics.csv").read_text().splitlines()[0]
+    assert header == ",".join(train.METRIC_COLUMNS)
+    assert len((run_dir / "metrics.csv").read_text().splitlines()) == 3      # header + 2 epochs
+
+
+def test_training_lowers_the_loss(straight_run):
+    run_dir, first_batch_loss = straight_run
+    rows = read_metrics(run_dir)
+    assert first_batch_loss == pytest.approx(np.log(10), abs=0.5)        # an untrained classifier
+    assert rows[-1]["train_loss"] < first_batch_loss - 0.05
+    assert rows[-1]["test_error"] == pytest.approx(1 - rows[-1]["test_acc"])
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert rows[0]["lr"] == pytest.approx(0.1)
+    assert rows[1]["lr"] == pytest.approx(0.05)                          # cosine over 2 epochs
+
+
+def test_results_and_config(straight_run):
+    run_dir, _ = straight_run
+    results = json.loads((run_dir / "results.json").read_text())
+    rows = read_metrics(run_dir)
+    assert results["test_accuracy"] == pytest.approx(rows[-1]["test_acc"])
+    assert results["test_error"] == pytest.approx(1 - results["test_accuracy"])
+    assert results["epochs"] == 2
+    assert results["parameters"] == densenet_cifar(10, 4, bottleneck=True, compression=0.5,
+                                                   in_channels=1).num_parameters()
+    assert set(results["per_class_accuracy"]) == set(get_dataset("sample").classes)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["depth"] == 10 and config["growth_rate"] == 4 and config["dataset"] == "sample"
+    assert config["nesterov"] is True and config["schedule"] == "cosine"
+
+
+def test_checkpoint_contents(straight_run):
+    run_dir, _ = straight_run
+    checkpoint = md.load(run_dir / "last.npz")
+    assert checkpoint["epoch"] == 2
+    assert checkpoint["model_config"]["name"] == "densenet_cifar"
+    assert checkpoint["model_config"]["in_channels"] == 1
+    assert checkpoint["arguments"]["limit_train"] == 256
+    assert len(checkpoint["history"]) == 2
+    assert "features.denseblock1.denselayer1.conv1.weight" in checkpoint["model"]
+    assert checkpoint["optimizer"]["param_groups"][0]["nesterov"] is True
+    best = md.load(run_dir / "best.npz")
+    assert best["best_accuracy"] == pytest.approx(max(r["test_acc"] for r in read_metrics(run_dir)))
+
+
+def test_ctrl_c_keeps_the_last_epoch_and_resume_matches_a_straight_run(straight_run, tmp_path,
+                                                                       monkeypatch, capsys):
+    straight_dir, _ = straight_run
+    run_dir = tmp_path / "run"
+    original_step = train.train_step
+    calls = []
+
+    def interrupted_step(*args):
+        calls.append(1)
+        if len(calls) == 6:                     # 4 batches per epoch: batch 2 of epoch 2
+            raise KeyboardInterrupt
+        return original_step(*args)
+
+    monkeypatch.setattr(train, "train_step", interrupted_step)
+    assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 130
+    message = capsys.readouterr().err
+    assert "1 of 2 epochs finished" in message and "--resume" in message
+    assert md.load(run_dir / "last.npz")["epoch"] == 1
+    assert len(read_metrics(run_dir)) == 1
+    assert not (run_dir / "results.json").exists()
+    assert leftover_temporary_files(run_dir) == []
+
+    monkeypatch.setattr(train, "train_step", original_step)
+    assert train.train_main(["--out", str(run_dir), "--resume", "--quiet"]) == 0
+    assert deterministic_columns(read_metrics(run_dir)) == \
+        deterministic_columns(read_metrics(straight_dir))
+    resumed, straight = md.load(run_dir / "last.npz"), md.load(straight_dir / "last.npz")
+    assert resumed["model"].keys() == straight["model"].keys()
+    for name, value in straight["model"].items():
+        np.testing.assert_array_equal(resumed["model"][name], value, err_msg=name)
+    assert resumed["rng"] == straight["rng"]
+
+
+def test_resume_with_another_architecture_names_the_mismatched_keys(straight_run, tmp_path,
+                                                                    capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight_run[0], run_dir)
+    before = (run_dir / "last.npz").read_bytes()
+    code = train.train_main(["--out", str(run_dir), "--resume", "--depth", "16", "--quiet"])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "denselayer2" in error                       # depth 16 has 2 layers per block, not 1
+    assert "Traceback" not in error
+    assert (run_dir / "last.npz").read_bytes() == before
+
+
+def test_existing_run_is_not_overwritten_without_resume(straight_run, capsys):
+    assert train.train_main(TINY_RUN + ["--out", str(straight_run[0])]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_resume_needs_a_checkpoint(tmp_path, capsys):
+    assert train.train_main(["--out", str(tmp_path / "empty"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_evaluate_prints_accuracy_and_writes_the_confusion_matrix(straight_run, tmp_path, capsys):
+    run_dir, _ = straight_run
+    out = tmp_path / "eval"
+    code = train.evaluate_main([str(run_dir / "last.npz"), "--limit", "128", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    results = json.loads((run_dir / "results.json").read_text())
+    assert f"accuracy {100 * results['test_accuracy']:.2f}%" in printed   # same images, same model
+    assert "Ankle boot" in printed and "Sneaker" in printed
+    assert (out / "confusion.png").read_bytes()[:8] == PNG_MAGIC
+    lines = (out / "confusion.csv").read_text().splitlines()
+    assert len(lines) == 11
+    counts = np.array([[int(v) for v in line.split(",")[1:]] for line in lines[1:]])
+    assert counts.sum() == 128
+    assert np.trace(counts) == round(results["test_accuracy"] * 128)
+
+
+def test_evaluate_reports_a_missing_dataset_clearly(straight_run, tmp_path, capsys):
+    code = train.evaluate_main([str(straight_run[0] / "best.npz"), "--dataset", "cifar10",
+                                "--data-root", str(tmp_path)])
+    assert code == 2
+    assert "cifar10" in capsys.readouterr().err.lower()
+
+
+def test_model_that_does_not_fit_the_dataset_is_rejected(straight_run):
+    model = train.model_from_checkpoint(md.load(straight_run[0] / "best.npz"))
+    colour = ArrayDataset(np.zeros((2, 3, 32, 32), np.uint8), [0, 1], list("abcdefghij"),
+                          (0.5,) * 3, (0.25,) * 3, name="colour")
+    with pytest.raises(train.UsageError, match="1-channel images.*colour has 3-channel"):
+        train.check_model_fits(model, colour)
+
+
+def test_rebuilt_model_rejects_weights_of_another_architecture(straight_run):
+    checkpoint = md.load(straight_run[0] / "last.npz")
+    checkpoint["model_config"]["depth"] = 16
+    with pytest.raises(RuntimeError, match="denselayer2"):
+        train.model_from_checkpoint(checkpoint)
+
+
+def test_fit_in_memory_for_notebooks():
+    setup = train.build_from_args(dict(train.DEFAULTS, depth=10, growth_rate=4, epochs=1,
+                                       limit_train=128, limit_test=64, device="cpu"))
+    result = train.fit(setup.model, setup.train_loader, setup.test_loader, setup.optimizer,
+                       setup.scheduler, epochs=1, quiet=True)
+    assert not result.interrupted
+    assert len(result.history) == 1
+    assert result.last_evaluation["confusion"].sum() == 64
+    assert result.best_accuracy == result.history[0]["test_acc"]
+
+
+def test_paper_preset_and_explicit_overrides():
+    parser = train.build_train_parser()
+    settings = train.resolve_settings(parser.parse_args(["--preset", "paper", "--epochs", "40"]))
+    assert settings["epochs"] == 40                      # explicit flag beats the preset
+    assert settings["batch_size"] == 64 and settings["augment"] is True
+    assert settings["schedule"] == "multistep" and settings["nesterov"] is True
+    assert settings["weight_decay"] == 1e-4 and settings["lr"] == 0.1
+    preset_only = train.resolve_settings(parser.parse_args(["--preset", "paper"]))
+    assert preset_only["epochs"] == 300
+
+
+def test_architecture_flags_only_apply_to_models_that_take_them():
+    parser = train.build_train_parser()
+    settings = train.resolve_settings(parser.parse_args(["--model", "densenet40"]))
+    assert all(settings[name] is None for name in train.ARCHITECTURE_OPTIONS)
+    settings = train.resolve_settings(parser.parse_args(["--model", "densenet40", "--drop-rate",
+                                                         "0.2"]))
+    assert settings["drop_rate"] == 0.2 and settings["depth"] is None
+
+
+def test_multistep_schedule_divides_by_ten_at_half_and_three_quarters():
+    model = densenet_cifar(10, 4, bottleneck=True)
+    settings = dict(train.DEFAULTS, epochs=300, schedule="multistep")
+    optimizer = train.build_optimizer(settings, model.parameters())
+    scheduler = train.build_scheduler(settings, optimizer)
+    assert scheduler.milestones == [150, 225]
+    lrs = []
+    for _ in range(300):
+        lrs.append(train.current_lr(optimizer))
+        scheduler.step()
+    assert lrs[149] == pytest.approx(0.1) and lrs[150] == pytest.approx(0.01)
+    assert lrs[224] == pytest.approx(0.01) and lrs[225] == pytest.approx(0.001)
