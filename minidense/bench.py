@@ -148,53 +148,13 @@ def profile_minidense(model_name, batch_size, device, steps, memory_efficient):
 
 
 # ----------------------------------------------------------------------------------------------
-# PyTorch (optional baseline): the same DenseNet, written with torch.nn
+# PyTorch (optional baseline): the same DenseNet, mirrored by models/torch_reference.py
 # ----------------------------------------------------------------------------------------------
 def build_torch_model(model_name):
-    """The minidense model's architecture rebuilt in torch.nn from its config (DenseNets only)."""
-    import torch
-    from torch import nn
-
+    """The benchmarked minidense model, mirrored in torch.nn (same architecture and weights)."""
     from minidense.models import get_model
-    config = get_model(model_name).config
-    kw = dict(config.get("kwargs", config))
-    return _torch_densenet(nn, torch, **{k: kw[k] for k in kw if k in (
-        "depth", "growth_rate", "bottleneck", "compression", "drop_rate", "num_classes")})
-
-
-def _torch_densenet(nn, torch, depth, growth_rate=12, bottleneck=False, compression=1.0,
-                    drop_rate=0.0, num_classes=10):
-    layers_per_block = (depth - 4) // (6 if bottleneck else 3)
-    k = growth_rate
-
-    class Layer(nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            if bottleneck:
-                self.body = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, 4 * k, 1, bias=False),
-                                          nn.BatchNorm2d(4 * k), nn.ReLU(),
-                                          nn.Conv2d(4 * k, k, 3, padding=1, bias=False))
-            else:
-                self.body = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(),
-                                          nn.Conv2d(c, k, 3, padding=1, bias=False))
-
-        def forward(self, x):
-            return torch.cat([x, self.body(x)], 1)
-
-    channels = 2 * k if (bottleneck and compression < 1) else 16
-    modules = [nn.Conv2d(3, channels, 3, padding=1, bias=False)]
-    for block in range(3):
-        for _ in range(layers_per_block):
-            modules.append(Layer(channels))
-            channels += k
-        if block < 2:
-            out = int(channels * compression)
-            modules += [nn.BatchNorm2d(channels), nn.ReLU(), nn.Conv2d(channels, out, 1, bias=False),
-                        nn.AvgPool2d(2)]
-            channels = out
-    modules += [nn.BatchNorm2d(channels), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                nn.Linear(channels, num_classes)]
-    return nn.Sequential(*modules)
+    from minidense.models.torch_reference import torch_mirror
+    return torch_mirror(get_model(model_name))
 
 
 def run_torch(model_name, batch_size, device, steps, warmup, memory_efficient):

@@ -20,7 +20,7 @@ os.umask(_UMASK)
 # Atomic writing
 # ----------------------------------------------------------------------------------------------
 def atomic_write(path, write):
-    """Call ``write(file)`` on a temporary binary file next to ``path``, then rename it to ``path``."""
+    """Call ``write(file)`` on a temporary binary file next to ``path``, then rename it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -91,14 +91,14 @@ def _pyplot():
 # Accuracy and confusion
 # ----------------------------------------------------------------------------------------------
 def confusion_matrix(targets, predictions, num_classes):
-    """``matrix[true, predicted]`` = how many examples of class ``true`` were predicted as ``predicted``."""
+    """``matrix[true, predicted]``: how many examples of class ``true`` got ``predicted``."""
     matrix = numpy.zeros((num_classes, num_classes), dtype=numpy.int64)
     numpy.add.at(matrix, (numpy.asarray(targets), numpy.asarray(predictions)), 1)
     return matrix
 
 
 def per_class_accuracy(matrix):
-    """Fraction of each class's examples that were classified correctly (NaN for an absent class)."""
+    """Fraction of each class's examples classified correctly (NaN for an absent class)."""
     totals = matrix.sum(axis=1)
     with numpy.errstate(invalid="ignore", divide="ignore"):
         return numpy.where(totals > 0, numpy.diag(matrix) / numpy.maximum(totals, 1), numpy.nan)
@@ -137,7 +137,7 @@ def plot_curves(history, path):
 
 
 def plot_confusion(matrix, classes, path, title="confusion matrix"):
-    """The confusion matrix as a heatmap, each row normalised to fractions, counts written in cells."""
+    """The confusion matrix as a heatmap: rows normalised to fractions, counts in the cells."""
     plt = _pyplot()
     totals = numpy.maximum(matrix.sum(axis=1, keepdims=True), 1)
     fractions = matrix / totals

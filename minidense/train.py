@@ -42,11 +42,12 @@ METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_a
 
 # The default run (``python -m minidense train`` with no arguments): a small DenseNet-BC on the
 # embedded Fashion-MNIST sample that reaches >= 85% test accuracy in a few CPU minutes.
-# ``--preset paper`` replaces the optimisation recipe with the paper's; explicit flags win over both.
+# ``--preset paper`` replaces the optimisation recipe with the paper's; explicit flags win over
+# both.
 DEFAULTS = dict(
-    model="densenet_cifar", depth=22, growth_rate=8, bottleneck=True, compression=0.5,
+    model="densenet_cifar", depth=16, growth_rate=8, bottleneck=True, compression=0.5,
     drop_rate=0.0, memory_efficient=False,
-    dataset=DEFAULT_DATASET, epochs=4, batch_size=64, limit_train=0, limit_test=0,
+    dataset=DEFAULT_DATASET, epochs=3, batch_size=32, limit_train=0, limit_test=0,
     optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4,
     schedule="cosine", augment=False, seed=0,
 )
@@ -105,8 +106,8 @@ def evaluate(model, loader, num_classes=None):
         model.train(was_training)
     targets, predictions = numpy.concatenate(targets), numpy.concatenate(predictions)
     confusion = metrics.confusion_matrix(targets, predictions, num_classes)
-    return {"loss": total_loss / len(targets), "accuracy": float(numpy.mean(targets == predictions)),
-            "confusion": confusion}
+    accuracy = float(numpy.mean(targets == predictions))
+    return {"loss": total_loss / len(targets), "accuracy": accuracy, "confusion": confusion}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -250,7 +251,8 @@ class TrainingSetup:
 
 def build_model(settings, in_channels, num_classes):
     """The model named by ``settings['model']``, with the dataset's channels and classes."""
-    kwargs = {name: settings[name] for name in ARCHITECTURE_OPTIONS if settings.get(name) is not None}
+    kwargs = {name: settings[name] for name in ARCHITECTURE_OPTIONS
+              if settings.get(name) is not None}
     if settings["model"].startswith("densenet") and settings.get("memory_efficient"):
         kwargs["memory_efficient"] = True
     return get_model(settings["model"], num_classes=num_classes, in_channels=in_channels, **kwargs)
@@ -339,7 +341,8 @@ def build_train_parser():
     data.add_argument("--download", action="store_true", help="download a missing dataset")
     data.add_argument("--augment", action=argparse.BooleanOptionalAction,
                       help="random crop (padding 4) and horizontal flip")
-    data.add_argument("--limit-train", type=int, metavar="N", help="use the first N training images")
+    data.add_argument("--limit-train", type=int, metavar="N",
+                      help="use the first N training images")
     data.add_argument("--limit-test", type=int, metavar="N", help="use the first N test images")
     recipe = parser.add_argument_group("optimisation")
     recipe.add_argument("--preset", choices=sorted(PRESETS), default="quick",
@@ -417,7 +420,8 @@ def describe(setup, settings, out_dir):
             f"{settings['dataset']}: {setup.train_loader.num_samples} train / "
             f"{setup.test_loader.num_samples} test images, batch {settings['batch_size']}, "
             f"{settings['epochs']} epochs, {settings['optimizer']} lr {settings['lr']} "
-            f"({settings['schedule']}), augment={settings['augment']}, device {settings['device']}\n"
+            f"({settings['schedule']}), augment={settings['augment']}, "
+            f"device {settings['device']}\n"
             f"run folder: {out_dir}")
 
 

@@ -1,4 +1,4 @@
-"""The command line: `python -m minidense` lists its commands; bad names give a clear exit-2 error."""
+"""The command line: `python -m minidense` lists its commands; bad names exit 2 clearly."""
 import os
 import subprocess
 import sys
@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args):
-    environment = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    environment = dict(os.environ, PYTHONPATH=path)
     return subprocess.run([sys.executable, "-m", "minidense", *args], capture_output=True,
                           text=True, cwd=ROOT, env=environment, timeout=120)
 

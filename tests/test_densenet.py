@@ -228,73 +228,28 @@ def test_gradcheck_through_a_tiny_densenet_bc(memory_efficient):
                  atol=1e-6, rtol=1e-4)
 
 
-def _torch_densenet_bc(torch_module, growth_rate, block_config, num_init_features, num_classes):
-    """The same network written directly in PyTorch, in torchvision's module layout."""
-    tnn = torch_module.nn
-    from collections import OrderedDict
-
-    class Layer(tnn.Module):
-        def __init__(self, cin):
-            super().__init__()
-            self.norm1, self.relu1 = tnn.BatchNorm2d(cin), tnn.ReLU()
-            self.conv1 = tnn.Conv2d(cin, 4 * growth_rate, 1, bias=False)
-            self.norm2, self.relu2 = tnn.BatchNorm2d(4 * growth_rate), tnn.ReLU()
-            self.conv2 = tnn.Conv2d(4 * growth_rate, growth_rate, 3, padding=1, bias=False)
-
-        def forward(self, x):
-            new = self.conv2(self.relu2(self.norm2(self.conv1(self.relu1(self.norm1(x))))))
-            return torch_module.cat([x, new], 1)
-
-    parts, channels = OrderedDict(conv0=tnn.Conv2d(3, num_init_features, 3, padding=1,
-                                                   bias=False)), num_init_features
-    for b, n in enumerate(block_config, start=1):
-        layers = OrderedDict()
-        for i in range(n):
-            layers[f"denselayer{i + 1}"] = Layer(channels + i * growth_rate)
-        parts[f"denseblock{b}"] = tnn.Sequential(layers)
-        channels += n * growth_rate
-        if b < len(block_config):
-            parts[f"transition{b}"] = tnn.Sequential(OrderedDict(
-                norm=tnn.BatchNorm2d(channels), relu=tnn.ReLU(),
-                conv=tnn.Conv2d(channels, channels // 2, 1, bias=False),
-                pool=tnn.AvgPool2d(2, 2)))
-            channels //= 2
-    parts["norm5"] = tnn.BatchNorm2d(channels)
-
-    class Net(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.features = tnn.Sequential(parts)
-            self.classifier = tnn.Linear(channels, num_classes)
-
-        def forward(self, x):
-            out = torch_module.relu(self.features(x))
-            return self.classifier(torch_module.flatten(
-                torch_module.nn.functional.adaptive_avg_pool2d(out, 1), 1))
-    return Net()
-
-
 @pytest.mark.parametrize("training", [True, False])
 def test_matches_pytorch_logits_and_gradients(training):
     torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
-    reference = _torch_densenet_bc(torch, growth_rate=3, block_config=(2, 2, 2),
-                                   num_init_features=6, num_classes=4).double()
-    with torch.no_grad():      # non-trivial running statistics and BN parameters
-        for module in reference.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.5, 0.5)
-    reference.train(training)
+    from minidense.models.torch_reference import torch_mirror
+    source = densenet_cifar(16, growth_rate=3, bottleneck=True, compression=0.5, num_classes=4)
+    source.to(dtype=md.float64)
+    rng = np.random.default_rng(0)
+    for name, module in source.named_modules():      # non-trivial BN parameters and statistics
+        if isinstance(module, md.nn.BatchNorm2d):
+            c = module.num_features
+            module.running_mean.data[...] = rng.uniform(-0.5, 0.5, c)
+            module.running_var.data[...] = rng.uniform(0.5, 1.5, c)
+            module.weight.data[...] = rng.uniform(0.5, 1.5, c)
+            module.bias.data[...] = rng.uniform(-0.5, 0.5, c)
+    reference = torch_mirror(source).train(training)
     # torch -> minidense: NumPy arrays in torchvision's layout, num_batches_tracked included
     model = densenet_cifar(16, growth_rate=3, bottleneck=True, compression=0.5, num_classes=4)
     model.to(dtype=md.float64).load_state_dict(
         {k: v.detach().numpy() for k, v in reference.state_dict().items()})
+    assert any(k.endswith("num_batches_tracked") for k in reference.state_dict())
     model.train(training)
 
-    rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 3, 16, 16))
     upstream = rng.standard_normal((4, 4))
     tx = torch.tensor(x, requires_grad=True)

@@ -15,7 +15,7 @@ from minidense.data import ArrayDataset, get_dataset
 from minidense.models import densenet_cifar
 
 TINY_RUN = ["--depth", "10", "--growth-rate", "4", "--bottleneck", "--epochs", "2",
-            "--limit-train", "256", "--limit-test", "128", "--quiet"]
+            "--batch-size", "64", "--limit-train", "256", "--limit-test", "128", "--quiet"]
 RUN_FILES = ["config.json", "metrics.csv", "metrics.jsonl", "curves.png", "last.npz", "best.npz",
              "results.json", "figure5.png", "figure5.csv"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
