@@ -7,33 +7,10 @@ never half of one.
 import csv
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
 
 import numpy
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-# ----------------------------------------------------------------------------------------------
-# Atomic writing
-# ----------------------------------------------------------------------------------------------
-def atomic_write(path, write):
-    """Call ``write(file)`` on a temporary binary file next to ``path``, then rename it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.chmod(temporary, 0o666 & ~_UMASK)    # mkstemp makes owner-only files
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
+from .fileio import atomic_write
 
 
 def write_text(path, text):

@@ -19,13 +19,13 @@ then renamed over ``path``. If anything fails, the temporary file is removed and
 """
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from . import backend
 from .autograd import Tensor
+from .fileio import atomic_write
 
 META_KEY = "__meta__"
 FORMAT_NAME = "minidense"
@@ -94,33 +94,7 @@ def save(obj, path):
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"md.save: the folder {folder} does not exist; create it first "
                                 f"(os.makedirs(folder, exist_ok=True))")
-    descriptor, temp_path = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
-                                             suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
-        raise
-    _sync_folder(folder)
-
-
-def _sync_folder(folder):
-    """Make the rename itself durable (POSIX); harmless to skip where folders cannot be opened."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    atomic_write(path, lambda file: np.savez(file, **arrays))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -6,11 +6,12 @@ a finished one.
 """
 import hashlib
 import os
-import tempfile
 import urllib.error
 from urllib.request import urlopen  # module-level name, so tests can swap in a fake
 
 from tqdm.auto import tqdm
+
+from ..fileio import atomic_write
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -68,29 +69,27 @@ def download_file(url, destination, expected_md5=None, chunk_size=1 << 16):
     The bytes go to a temporary file in the destination's folder, which is renamed into place only
     after the checksum matches. On a mismatch the temporary file is deleted and ChecksumError raised.
     """
-    folder = os.path.dirname(os.path.abspath(destination))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".download-", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as out, urlopen(url) as response:
+    def write(out):
+        with urlopen(url) as response:
             total = response.headers.get("Content-Length") if hasattr(response, "headers") else None
             with tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
                       desc=os.path.basename(destination)) as bar:
                 for chunk in iter(lambda: response.read(chunk_size), b""):
                     out.write(chunk)
                     bar.update(len(chunk))
-        if expected_md5 is not None:
-            try:
-                verify_md5(temporary, expected_md5)
-            except ChecksumError:
-                raise ChecksumError(
-                    f"the download of {url} has MD5 {file_md5(temporary)}, expected "
-                    f"{expected_md5}; the file was deleted. Try again, or download it by hand "
-                    f"and put it at {destination}.") from None
-        os.replace(temporary, destination)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+
+    def check(temporary):
+        if expected_md5 is None:
+            return
+        try:
+            verify_md5(temporary, expected_md5)
+        except ChecksumError:
+            raise ChecksumError(
+                f"the download of {url} has MD5 {file_md5(temporary)}, expected "
+                f"{expected_md5}; the file was deleted. Try again, or download it by hand "
+                f"and put it at {destination}.") from None
+
+    atomic_write(destination, write, check)
     return destination
 
 

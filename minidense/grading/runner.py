@@ -52,6 +52,10 @@ def _child_environment(task_dir):
     environment[TASK_DIR_VARIABLE] = str(Path(task_dir).resolve())
     environment["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"   # faster start, no stray plugins
     environment["PYTHONDONTWRITEBYTECODE"] = "1"
+    # Tasks run side by side (--jobs) on small arrays: one BLAS thread each, or the BLAS threads
+    # of the parallel processes fight over the cores and everything slows down many times over.
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        environment.setdefault(variable, "1")
     return environment
 
 
