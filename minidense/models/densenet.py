@@ -31,6 +31,10 @@ def _dropout_or_none(drop_rate):
     return nn.Dropout(drop_rate) if drop_rate > 0 else None
 
 
+def _norm_relu_conv(norm, relu, conv, x):
+    return conv(relu(norm(x)))
+
+
 class DenseLayer(nn.Module):
     """H_l: BN-ReLU-Conv3x3 (basic) or BN-ReLU-Conv1x1-BN-ReLU-Conv3x3 (bottleneck).
 
@@ -62,17 +66,19 @@ class DenseLayer(nn.Module):
     def out_channels(self):
         return self.in_channels + self.growth_rate
 
-    def new_features(self, x):
-        """The k new feature maps H_l(x) (x is the concatenation of all earlier maps)."""
-        return self.rest_of_layer(self.conv1(self.relu1(self.norm1(x))))
+    def new_features(self, x, norm_relu_conv=None):
+        """The k new feature maps H_l(x) (x is the concatenation of all earlier maps).
 
-    def rest_of_layer(self, first_conv_output):
-        """Everything after the first convolution: dropout, and for -B the second BN-ReLU-Conv."""
-        out = first_conv_output
+        Each BN-ReLU-Conv step is ``norm_relu_conv(norm, relu, conv, input)``; by default the three
+        layers one after another. The memory-efficient block passes a step that recomputes BN and
+        ReLU in the backward pass instead of storing them (see memory_efficient.py).
+        """
+        step = norm_relu_conv or _norm_relu_conv
+        out = step(self.norm1, self.relu1, self.conv1, x)
         if self.drop1 is not None:
             out = self.drop1(out)
         if self.bottleneck:
-            out = self.conv2(self.relu2(self.norm2(out)))
+            out = step(self.norm2, self.relu2, self.conv2, out)
             if self.drop2 is not None:
                 out = self.drop2(out)
         return out

@@ -18,8 +18,9 @@ What this module does instead (the paper's "shared memory allocations" and recom
    *view* ``buffer[:, :c_0 + (l-1)k]``: nothing is copied. The ``SharedConcat`` Function plays the
    role of ``cat`` in the graph: forward returns that view, backward splits the gradient into the
    slices that belong to each earlier feature map, exactly like ``cat``'s backward.
-2. Recomputation of the first BN-ReLU. ``NormReluConvRecomputed`` is one Function for
-   BN -> ReLU -> Conv on the shared view. Its forward computes the three steps and throws the
+2. Recomputation of every BN-ReLU. ``NormReluConvRecomputed`` is one Function for
+   BN -> ReLU -> Conv, used on the shared view and, in -B layers, again on the 4k-channel
+   bottleneck output. Its forward computes the three steps and throws the
    intermediate arrays away, keeping only its inputs (the view and the parameters). Its backward
    recomputes BN and ReLU from the view, then runs the convolution's, ReLU's and BN's backward
    (the same array functions the ordinary ``Conv2d`` and ``BatchNorm`` Functions in ``ops/`` use).
@@ -28,9 +29,9 @@ What this module does instead (the paper's "shared memory allocations" and recom
    variance; the recomputation in backward normalises with the batch statistics without touching
    them (the pitfall the paper warns about).
 
-What remains stored per layer is of constant size (k new channels; for -B layers the 4k-channel
-bottleneck output and its BN-ReLU, which the ordinary graph keeps), so a block's memory grows
-linearly with its depth. The computed values, gradients and running statistics are the same as
+What remains stored per layer is of constant size (k new channels; for -B layers also the
+4k-channel bottleneck output, whose BN-ReLU is recomputed like the first), so a block's memory
+grows linearly with its depth. The computed values, gradients and running statistics are the same as
 the naive block's (tests/test_memory_efficient.py checks this in float64).
 """
 from .. import backend
@@ -143,8 +144,9 @@ class NormReluConvRecomputed(Function):
         return tuple(None if g is None else Tensor(g) for g in (g_x, g_gamma, g_beta, g_weight))
 
 
-def norm_relu_conv_recomputed(norm, conv, x):
-    """conv(relu(norm(x))) through ``NormReluConvRecomputed`` (the layers' parameters as inputs)."""
+def norm_relu_conv_recomputed(norm, relu, conv, x):
+    """conv(relu(norm(x))) through ``NormReluConvRecomputed`` (the layers' parameters as inputs;
+    ``relu`` is the layer's ReLU module, whose work the Function does itself)."""
     if conv.bias is not None:
         raise ValueError(f"memory-efficient dense layers expect convolutions without bias "
                          f"(bias=False, as BN follows), got {conv.describe()}")
@@ -152,7 +154,7 @@ def norm_relu_conv_recomputed(norm, conv, x):
 
 
 def shared_storage_block_forward(block, x):
-    """A DenseBlock's forward with shared storage and recomputed first BN-ReLU per layer.
+    """A DenseBlock's forward with shared storage and every BN-ReLU recomputed in backward.
 
     Same result as running the layers one after another; see the module docstring.
     """
@@ -160,7 +162,7 @@ def shared_storage_block_forward(block, x):
     features = [x]
     for layer in block.layers():
         concatenated = SharedConcat(storage)(*features)
-        new = layer.rest_of_layer(norm_relu_conv_recomputed(layer.norm1, layer.conv1, concatenated))
+        new = layer.new_features(concatenated, norm_relu_conv_recomputed)
         storage.append(new)
         features.append(new)
     return SharedConcat(storage)(*features)
