@@ -47,8 +47,8 @@ METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_a
 DEFAULTS = dict(
     model="densenet_cifar", depth=16, growth_rate=8, bottleneck=True, compression=0.5,
     drop_rate=0.0, memory_efficient=False,
-    dataset=DEFAULT_DATASET, epochs=4, batch_size=32, limit_train=0, limit_test=0,
-    optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4,
+    dataset=DEFAULT_DATASET, epochs=3, batch_size=16, limit_train=0, limit_test=0,
+    optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4,
     schedule="cosine", augment=False, seed=0,
 )
 PRESETS = {

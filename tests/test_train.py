@@ -15,7 +15,7 @@ from minidense.data import ArrayDataset, get_dataset
 from minidense.models import densenet_cifar
 
 TINY_RUN = ["--depth", "10", "--growth-rate", "4", "--bottleneck", "--epochs", "2",
-            "--batch-size", "64", "--limit-train", "256", "--limit-test", "128", "--quiet"]
+            "--batch-size", "64", "--lr", "0.1", "--limit-train", "256", "--limit-test", "128", "--quiet"]
 RUN_FILES = ["config.json", "metrics.csv", "metrics.jsonl", "curves.png", "last.npz", "best.npz",
              "results.json", "figure5.png", "figure5.csv"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -234,7 +234,7 @@ def test_architecture_flags_only_apply_to_models_that_take_them():
 
 def test_multistep_schedule_divides_by_ten_at_half_and_three_quarters():
     model = densenet_cifar(10, 4, bottleneck=True)
-    settings = dict(train.DEFAULTS, epochs=300, schedule="multistep")
+    settings = dict(train.DEFAULTS, epochs=300, schedule="multistep", lr=0.1)
     optimizer = train.build_optimizer(settings, model.parameters())
     scheduler = train.build_scheduler(settings, optimizer)
     assert scheduler.milestones == [150, 225]
