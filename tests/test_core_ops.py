@@ -168,7 +168,7 @@ def test_rpow_and_comparisons(randt):
 shapes = st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)  # the same examples on every run
 @given(shape=shapes, drop=st.data())
 def test_broadcast_gradient_always_has_the_input_shape(shape, drop):
     # Make a second shape broadcastable to the first by replacing some dims with 1 / dropping some.
