@@ -64,7 +64,8 @@ def batch_norm_train_forward(x, gamma, beta, eps=1e-5):
     var = xp.square(x_hat).mean(axis=axes, keepdims=True)
     inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
     x_hat *= inv_std                                       # in place: no second x-sized buffer
-    y = x_hat * _per_channel(gamma, x.ndim) + _per_channel(beta, x.ndim)
+    y = x_hat * _per_channel(gamma, x.ndim)
+    y += _per_channel(beta, x.ndim)
     return y, BatchNormCache(x_hat, inv_std, gamma, mean.reshape(-1), var.reshape(-1), count, True)
 
 
@@ -74,8 +75,10 @@ def batch_norm_eval_forward(x, running_mean, running_var, gamma, beta, eps=1e-5)
     mean = _per_channel(running_mean.astype(x.dtype, copy=False), x.ndim)
     var = _per_channel(running_var.astype(x.dtype, copy=False), x.ndim)
     inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
-    x_hat = (x - mean) * inv_std
-    y = x_hat * _per_channel(gamma, x.ndim) + _per_channel(beta, x.ndim)
+    x_hat = x - mean
+    x_hat *= inv_std
+    y = x_hat * _per_channel(gamma, x.ndim)
+    y += _per_channel(beta, x.ndim)
     return y, BatchNormCache(x_hat, inv_std, gamma, None, None, x.size // x.shape[1], False)
 
 
@@ -89,9 +92,13 @@ def batch_norm_backward(gy, cache, need_x=True, need_gamma=True, need_beta=True)
     if need_x:
         scale = _per_channel(cache.gamma, gy.ndim) * cache.inv_std
         if cache.training:
+            # gx = (scale / m) * (m * gy - sum_gy - x_hat * sum_gy_xhat), computed in place:
+            # the same arithmetic in the same order, without four x-sized temporaries
             m = cache.count
-            gx = (scale / m) * (m * gy - _per_channel(sum_gy, gy.ndim)
-                                - x_hat * _per_channel(sum_gy_xhat, gy.ndim))
+            gx = m * gy
+            gx -= _per_channel(sum_gy, gy.ndim)
+            gx -= x_hat * _per_channel(sum_gy_xhat, gy.ndim)
+            gx *= scale / m
         else:
             gx = gy * scale
     return gx, (sum_gy_xhat if need_gamma else None), (sum_gy if need_beta else None)
