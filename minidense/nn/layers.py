@@ -13,13 +13,10 @@ import numpy
 
 from .. import creation
 from ..ops import flatten
+from ..ops.conv import pair
 from . import functional as F
 from . import init
 from .module import Module, Parameter
-
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 def _compact(pair):
@@ -55,8 +52,9 @@ class Conv2d(_ChannelLayer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = (_pair(kernel_size), _pair(stride),
-                                                       _pair(padding))
+        self.kernel_size = pair(kernel_size, "kernel_size", "Conv2d", 1)
+        self.stride = pair(stride, "stride", "Conv2d", 1)
+        self.padding = pair(padding, "padding", "Conv2d", 0)
         self.weight = _new_parameter(out_channels, in_channels, *self.kernel_size)
         self.bias = _new_parameter(out_channels) if bias else None
         self.reset_parameters()
@@ -68,8 +66,7 @@ class Conv2d(_ChannelLayer):
 
     def forward(self, x):
         self._check_channels(x, self.in_channels)
-        return F.conv2d(x, self.weight, self.bias, stride=_compact(self.stride),
-                        padding=_compact(self.padding))
+        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
 
     def extra_repr(self):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={_compact(self.kernel_size)}"
