@@ -137,6 +137,9 @@ class Tensor:
         if grad.shape != self.shape:
             raise ShapeError(f"backward(): gradient of shape {grad.shape} given for a tensor of "
                              f"shape {self.shape}")
+        if grad.device != self.device:
+            raise RuntimeError(f"backward(): gradient on {grad.device} given for a tensor on "
+                               f"{self.device}; move it with .to('{self.device}')")
         run_backward([self], [grad], retain_graph=retain_graph, create_graph=create_graph)
 
     # -- array facts ---------------------------------------------------------------------------
@@ -249,11 +252,16 @@ def _as_tensors(op_name, values):
             tensors.append(Tensor(xp.asarray(v, dtype=dtype)))
         else:
             tensors.append(Tensor(v))
-    devices = {x.device for x in tensors if x.data.ndim > 0 or x.device == "cuda"}
+    # A 0-d CPU constant (e.g. a NumPy scalar) may join tensors on the GPU, as in PyTorch;
+    # it is copied there, because CuPy refuses to mix host and device arrays.
+    devices = {x.device for x in tensors if x.data.ndim > 0 or x.requires_grad}
     if len(devices) > 1:
         where = ", ".join(f"{x.shape} on {x.device}" for x in tensors)
         raise RuntimeError(f"{op_name}: inputs live on different devices ({where}); "
                            f"move them with .to('cuda') or .to('cpu') first")
+    if devices == {"cuda"}:
+        tensors = [x if x.device == "cuda" else Tensor(backend.to_device(x.data, "cuda"))
+                   for x in tensors]
     return tensors
 
 

@@ -8,8 +8,10 @@ the same architecture is timed in PyTorch too, alternating minidense and PyTorch
 so a slow moment of the machine hits both), and the ratio is printed. ``--profile`` splits one
 minidense step by op family (conv, batch norm, concat, pooling, optimizer, other).
 
-Numbers reported: median images/s over the timed steps; peak resident memory of the process
-(``ru_maxrss``) minus its resident memory just before the first step, i.e. what training added.
+Numbers reported: median images/s over the timed steps, and the memory training added on top of
+the model and the batch: on the CPU the process's peak resident memory (``ru_maxrss``) minus its
+resident memory just before the first step; on CUDA the GPU memory held by CuPy's pool (PyTorch:
+reserved by its caching allocator) at its peak, minus what was held before the first step.
 """
 import argparse
 import json
@@ -67,22 +69,26 @@ def _minidense_step_fn(model_name, batch_size, device, memory_efficient, seed=0)
     return step, model, opt
 
 
+def _cupy_pool_mb():
+    """Bytes CuPy's memory pool holds. The pool keeps freed blocks for reuse instead of giving
+    them back, so after a run its size is the run's high-water mark of GPU memory."""
+    import cupy
+    return cupy.get_default_memory_pool().total_bytes() / 2 ** 20
+
+
 def run_minidense(model_name, batch_size, device, steps, warmup, memory_efficient):
     step, model, _ = _minidense_step_fn(model_name, batch_size, device, memory_efficient)
-    baseline = _rss_mb()
+    baseline = _cupy_pool_mb() if device == "cuda" else _rss_mb()
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
         step()
         if i >= warmup:
             times.append(time.perf_counter() - start)
-    result = {"framework": "minidense", "step_seconds": times,
-              "images_per_s": batch_size / statistics.median(times),
-              "peak_added_mb": _peak_rss_mb() - baseline, "peak_rss_mb": _peak_rss_mb()}
-    if device == "cuda":
-        import cupy
-        result["gpu_pool_mb"] = cupy.get_default_memory_pool().total_bytes() / 2 ** 20
-    return result
+    peak_added = (_cupy_pool_mb() if device == "cuda" else _peak_rss_mb()) - baseline
+    return {"framework": "minidense", "step_seconds": times,
+            "images_per_s": batch_size / statistics.median(times),
+            "peak_added_mb": peak_added, "peak_rss_mb": _peak_rss_mb()}
 
 
 OP_FAMILIES = {"conv": "conv", "normalization": "batch norm", "pooling": "pooling",
@@ -167,7 +173,11 @@ def run_torch(model_name, batch_size, device, steps, warmup, memory_efficient):
     rng = np.random.default_rng(0)
     x = torch.tensor(rng.standard_normal((batch_size, 3, 32, 32)).astype(np.float32), device=dev)
     y = torch.tensor(rng.integers(0, 10, batch_size), device=dev)
-    baseline = _rss_mb()
+    if dev == "cuda":   # GPU memory the caching allocator reserves, comparable to CuPy's pool
+        torch.cuda.reset_peak_memory_stats()
+        baseline = torch.cuda.memory_reserved() / 2 ** 20
+    else:
+        baseline = _rss_mb()
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
@@ -178,12 +188,10 @@ def run_torch(model_name, batch_size, device, steps, warmup, memory_efficient):
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - start)
-    result = {"framework": "pytorch", "version": torch.__version__, "threads": torch.get_num_threads(),
-              "step_seconds": times, "images_per_s": batch_size / statistics.median(times),
-              "peak_added_mb": _peak_rss_mb() - baseline, "peak_rss_mb": _peak_rss_mb()}
-    if dev == "cuda":
-        result["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
-    return result
+    peak = torch.cuda.max_memory_reserved() / 2 ** 20 if dev == "cuda" else _peak_rss_mb()
+    return {"framework": "pytorch", "version": torch.__version__, "threads": torch.get_num_threads(),
+            "step_seconds": times, "images_per_s": batch_size / statistics.median(times),
+            "peak_added_mb": peak - baseline, "peak_rss_mb": _peak_rss_mb()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,12 +250,13 @@ def bench_main(argv=None):
     print(f"{args.model}, batch {args.batch_size}, {args.device}"
           f"{' (memory-efficient)' if args.memory_efficient else ''}, {args.repeats}x{args.steps} "
           f"timed steps, {os.cpu_count()} cores")
-    print(f"  {'framework':<10} {'images/s (median)':>18} {'peak added MB':>14}")
+    memory_column = "peak added GPU MB" if args.device == "cuda" else "peak added MB"
+    print(f"  {'framework':<10} {'images/s (median)':>18} {memory_column:>18}")
     for framework, results in runs.items():
         ips = statistics.median(r["images_per_s"] for r in results)
         peak = max(r["peak_added_mb"] for r in results)
         summary[framework] = {"images_per_s": ips, "peak_added_mb": peak, "runs": results}
-        print(f"  {framework:<10} {ips:>18.1f} {peak:>14.0f}")
+        print(f"  {framework:<10} {ips:>18.1f} {peak:>18.0f}")
     if use_torch:
         speed = summary["minidense"]["images_per_s"] / summary["pytorch"]["images_per_s"]
         memory = summary["minidense"]["peak_added_mb"] / max(summary["pytorch"]["peak_added_mb"], 1)

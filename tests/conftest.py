@@ -1,14 +1,23 @@
-"""Shared test fixtures: devices to run on, float64 random tensors, a reseeded run per test."""
+"""Shared test fixtures: devices to run on, float64 random tensors, a reseeded run per test.
+
+Tests that take the ``device`` fixture run on 'cpu' and on 'cuda'. With CuPy and a GPU, 'cuda' is
+the real thing (test id ``[cuda]``); without one it is the CPU emulation of CuPy in fake_cupy.py
+(test id ``[cuda-emulated]``), which checks that device code never mixes host and device arrays.
+Tests marked ``@pytest.mark.cuda`` need the real GPU and are skipped without one.
+"""
 import numpy as np
 import pytest
 
+import fake_cupy
 import minidense as md
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+REAL_GPU = md.cuda_available()
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda, id="cuda") if REAL_GPU
+           else pytest.param("cuda", id="cuda-emulated")]
 
 
 def pytest_collection_modifyitems(config, items):
-    if md.cuda_available():
+    if REAL_GPU:
         return
     skip = pytest.mark.skip(reason="needs CuPy and a CUDA GPU (pip install cupy-cuda12x)")
     for item in items:
@@ -16,9 +25,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def use_cuda(monkeypatch):
+    """'cuda', emulated on the CPU when there is no GPU."""
+    if not REAL_GPU:
+        fake_cupy.install(monkeypatch)
+    return "cuda"
+
+
 @pytest.fixture(params=DEVICES)
-def device(request):
-    return request.param
+def device(request, monkeypatch):
+    return use_cuda(monkeypatch) if request.param == "cuda" else "cpu"
+
+
+@pytest.fixture
+def cuda(monkeypatch):
+    """The 'cuda' device (real, or emulated without a GPU) for NumPy/CuPy parity tests."""
+    return use_cuda(monkeypatch)
 
 
 @pytest.fixture(autouse=True)

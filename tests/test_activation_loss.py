@@ -40,7 +40,7 @@ def test_dropout_gradient_uses_the_same_mask(randt):
     x = randt(6, 7)
     y = F.dropout(x, 0.4)
     gy = np.random.default_rng(0).standard_normal(y.shape)
-    y.backward(md.tensor(gy, dtype=md.float64))
+    y.backward(md.tensor(gy, dtype=md.float64, device=x.device))
     mask = y.numpy() / x.numpy()
     np.testing.assert_allclose(x.grad.numpy(), gy * mask)
     assert set(np.round(np.unique(mask), 6)) <= {0.0, round(1 / 0.6, 6)}

@@ -120,14 +120,19 @@ def test_unknown_device_and_missing_cuda_are_explained():
             md.tensor([1.0], device="cuda")
 
 
-def test_mixed_devices_are_refused_with_the_shapes():
-    pytest.importorskip("cupy")
-    if not md.cuda_available():
-        pytest.skip("needs a CUDA GPU")
+def test_mixed_devices_are_refused_with_the_shapes(cuda):
     a = md.tensor([1.0, 2.0])
-    b = md.tensor([1.0, 2.0], device="cuda")
-    with pytest.raises(RuntimeError, match="different devices"):
+    b = md.tensor([1.0, 2.0], device=cuda, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"add: .*\(2,\) on cpu, \(2,\) on cuda"):
         a + b
+    with pytest.raises(RuntimeError, match=r"backward\(\): gradient on cpu .* on cuda"):
+        (b * 2).backward(md.tensor([1.0, 1.0]))
+    with pytest.raises(RuntimeError, match=r"batch_norm: running_mean lives on cpu .*\(3, 2\) on cuda"):
+        md.nn.functional.batch_norm(md.ones(3, 2, device=cuda), md.zeros(2), md.ones(2), training=True)
+    # a 0-d CPU constant (a NumPy scalar, a float) joins GPU tensors as in PyTorch
+    y = b * md.tensor(3.0) + np.float32(1.0)
+    assert y.device == "cuda" and y.tolist() == [4.0, 7.0]
+    assert (2 ** b).tolist() == [2.0, 4.0]
 
 
 def test_backward_on_tensor_without_graph_is_explained():

@@ -151,7 +151,7 @@ def test_cat_split_stack(randt):
     assert s.shape == (2, 2, 1, 3)
     assert md.gradcheck(lambda p, q: md.stack([p, q], axis=0), (b, randt(2, 4, 3)))
     with pytest.raises(ValueError, match=r"cat: along axis 1.*\(2, 1, 3\), \(3, 4, 3\)"):
-        md.cat([a, md.ones(3, 4, 3, dtype=md.float64)])
+        md.cat([a, md.ones(3, 4, 3, dtype=md.float64, device=a.device)])
     with pytest.raises(ValueError, match="split: sizes"):
         md.split(y, [3, 3], axis=1)
 

@@ -5,7 +5,6 @@ import pytest
 import minidense as md
 from minidense import random as md_random
 from minidense.autograd import Tensor
-from minidense.backend import cuda_available
 from minidense.data import (ArrayDataset, Compose, DataLoader, Normalize, RandomCrop,
                             RandomHorizontalFlip, SampleFashionMNIST, ToFloat, standard_transform)
 
@@ -221,11 +220,9 @@ def test_loader_accepts_a_plain_sequence_of_pairs():
     assert images.shape == (5, 1, 2, 2) and labels.data.tolist() == [0, 1, 0, 1, 0]
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not cuda_available(), reason="needs CuPy and a CUDA GPU")
-def test_loader_and_transforms_on_the_gpu():
+def test_loader_and_transforms_on_the_gpu(cuda):
     sample = SampleFashionMNIST(train=False)
-    loader = DataLoader(sample, batch_size=128, shuffle=True, seed=0, device="cuda",
+    loader = DataLoader(sample, batch_size=128, shuffle=True, seed=0, device=cuda,
                         transform=standard_transform(sample, augment=True))
     images, labels = next(iter(loader))
     assert images.device == "cuda" and labels.device == "cuda"

@@ -171,4 +171,9 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     if bias is None:
         bias = Tensor(xp.zeros(channels, dtype=data.dtype))
     stats = [s.data if isinstance(s, Tensor) else s for s in (running_mean, running_var)]
+    for name, stat in zip(("running_mean", "running_var"), stats):
+        if stat is not None and backend.device_of(stat) != backend.device_of(data):
+            raise RuntimeError(f"batch_norm: {name} lives on {backend.device_of(stat)} but the "
+                               f"input {tuple(data.shape)} on {backend.device_of(data)}; keep the "
+                               f"running statistics on the input's device")
     return BatchNorm(training, eps, stats[0], stats[1], momentum)(x, weight, bias)
