@@ -40,6 +40,14 @@ def _peak_rss_mb():
 # ----------------------------------------------------------------------------------------------
 # minidense
 # ----------------------------------------------------------------------------------------------
+def _synchronize(device):
+    """Wait for the GPU: CuPy launches kernels and returns at once, so a clock read without this
+    would time the launches, not the work."""
+    if device == "cuda":
+        import cupy
+        cupy.cuda.Device().synchronize()
+
+
 def _minidense_step_fn(model_name, batch_size, device, memory_efficient, seed=0):
     import numpy as np
 
@@ -62,9 +70,7 @@ def _minidense_step_fn(model_name, batch_size, device, memory_efficient, seed=0)
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
-        if device == "cuda":
-            import cupy
-            cupy.cuda.Device().synchronize()
+        _synchronize(device)
         return loss
     return step, model, opt
 
@@ -124,18 +130,22 @@ def profile_minidense(model_name, batch_size, device, steps, memory_efficient):
             original = cls.__dict__[method]
 
             def timed(self, *args, _original=original, _key=(_family(cls, method), method)):
+                _synchronize(device)
                 start = time.perf_counter()
                 try:
                     return _original(self, *args)
                 finally:
+                    _synchronize(device)
                     totals[_key] += time.perf_counter() - start
             setattr(cls, method, timed)
             patched.append((cls, method, original))
     original_step = opt.step
 
     def timed_step():
+        _synchronize(device)
         start = time.perf_counter()
         original_step()
+        _synchronize(device)
         totals[("optimizer", "step")] += time.perf_counter() - start
     opt.step = timed_step
     try:
