@@ -64,6 +64,16 @@ def test_global_average_pool_is_the_mean():
                                x.numpy().mean(axis=(2, 3), keepdims=True), rtol=1e-6)
 
 
+def test_one_window_pooling_drops_the_rows_and_columns_beyond_it(randt):
+    x = randt(2, 3, 9, 10)                    # an 8x8 window fits once; row 8, columns 8-9 unused
+    y = F.avg_pool2d(x, 8)
+    np.testing.assert_allclose(y.numpy(), x.numpy()[:, :, :8, :8].mean(axis=(2, 3), keepdims=True))
+    y.backward(md.ones(*y.shape, dtype=md.float64, device=x.device))
+    assert (x.grad.numpy()[:, :, :8, :8] == 1 / 64).all()
+    assert (x.grad.numpy()[:, :, 8:, :] == 0).all() and (x.grad.numpy()[:, :, :, 8:] == 0).all()
+    md.gradcheck(lambda t: F.avg_pool2d(t, 8), (x,))
+
+
 def test_adaptive_uneven_windows_overlap():
     # 5 columns to 3 cells: column windows [0, 2), [1, 4), [3, 5)
     x = md.tensor(np.arange(5.0).reshape(1, 1, 1, 5))

