@@ -26,6 +26,15 @@ def generator(xp=numpy):
     return _generators[name]
 
 
+def reseed_device_generator(xp):
+    """Restart ``xp``'s generator (CuPy's) from a seed drawn from the CPU generator.
+
+    A GPU generator's state cannot be saved in a checkpoint, but the CPU generator's can: ``fit``
+    calls this at the start of every epoch of a GPU run, so a run resumed from a checkpoint draws
+    the same dropout masks as one that never stopped."""
+    _generators[xp.__name__] = xp.random.default_rng(int(generator(numpy).integers(2 ** 63)))
+
+
 def get_state():
     """The CPU generator's state as plain JSON-able values (for checkpoints)."""
     return {"seed": _seed, "numpy": generator(numpy).bit_generator.state}

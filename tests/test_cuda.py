@@ -14,7 +14,9 @@ import fake_cupy
 import minidense as md
 from minidense import bench, optim, train
 from minidense.analysis import feature_reuse
+from conftest import REAL_GPU
 from minidense.data import DataLoader, SampleFashionMNIST, standard_transform
+from minidense.data.transforms import RandomCrop, RandomHorizontalFlip
 from minidense.models import densenet_cifar
 
 FLOAT32 = dict(rtol=2e-4, atol=2e-5)
@@ -134,17 +136,36 @@ def test_feature_reuse_of_a_model_on_the_device(cuda):
         np.testing.assert_allclose(gpu_matrix, cpu_matrix, equal_nan=True)
 
 
-def test_the_training_command_runs_on_the_device_and_resumes(cuda, tmp_path):
-    out = tmp_path / "run"
+def test_the_training_command_on_the_device_resumes_exactly(cuda, tmp_path):
+    """Dropout masks on the device and augmentation: two epochs straight equal one + one resumed
+    (exact with the emulation; on a real GPU within float32 rounding of its kernels)."""
     tiny = ["--depth", "10", "--growth-rate", "4", "--batch-size", "64", "--limit-train", "128",
-            "--limit-test", "64", "--quiet", "--device", cuda, "--out", str(out)]
-    assert train.train_main(tiny + ["--epochs", "1"]) == 0
-    assert train.train_main(tiny + ["--epochs", "2", "--resume"]) == 0
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [row["epoch"] for row in rows] == [1, 2]
-    assert json.loads((out / "config.json").read_text())["device"] == "cuda"
+            "--limit-test", "64", "--quiet", "--device", cuda, "--drop-rate", "0.2", "--augment",
+            "--no-heatmap", "--schedule", "none"]   # the schedule must not depend on --epochs
+    assert train.train_main(tiny + ["--epochs", "2", "--out", str(tmp_path / "straight")]) == 0
+    assert train.train_main(tiny + ["--epochs", "1", "--out", str(tmp_path / "resumed")]) == 0
+    assert train.train_main(tiny + ["--epochs", "2", "--out", str(tmp_path / "resumed"),
+                                    "--resume"]) == 0
+    runs = [[json.loads(line) for line in (tmp_path / name / "metrics.jsonl").open()]
+            for name in ("straight", "resumed")]
+    keys = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
+    straight, resumed = ([[row[k] for k in keys] for row in rows] for rows in runs)
+    exact = not REAL_GPU
+    assert straight == resumed if exact else np.allclose(straight, resumed, rtol=1e-4)
+    assert json.loads((tmp_path / "straight" / "config.json").read_text())["device"] == "cuda"
+    out = tmp_path / "straight"
     assert train.evaluate_main([str(out / "best.npz"), "--device", cuda, "--limit", "64"]) == 0
     assert (out / "confusion.csv").is_file()
+
+
+def test_augmentation_is_the_same_on_the_cpu_and_the_device(cuda):
+    batch = np.random.default_rng(0).random((8, 3, 32, 32)).astype(np.float32)
+    augment = lambda images: RandomHorizontalFlip()(RandomCrop(32, padding=4)(images))  # noqa: E731
+    md.manual_seed(5)
+    on_cpu = augment(batch)
+    md.manual_seed(5)
+    on_device = augment(md.tensor(batch, device=cuda).data)
+    np.testing.assert_array_equal(md.backend.to_numpy(on_device), on_cpu)
 
 
 def test_the_benchmark_and_its_profile_run_on_the_device(cuda):

@@ -1,9 +1,10 @@
 """Batch transforms: each takes a whole (N, C, H, W) array and returns a new one.
 
 They run in the batch's own array module (NumPy on the CPU, CuPy on a GPU), so augmentation happens
-where the batch already is. Random choices come from the run's seeded generator
-(``minidense.random.generator(xp)``) unless a transform is given its own ``generator`` (a
-NumPy/CuPy Generator or an int seed).
+where the batch already is. Random choices (a few numbers per image) come from the run's seeded CPU
+generator (``minidense.random.generator(numpy)``) unless a transform is given its own
+``generator`` (a NumPy/CuPy Generator or an int seed): a GPU run then augments exactly like a CPU
+run, and a checkpoint, which saves that generator, resumes it exactly.
 
 The paper's CIFAR recipe, as in its official code (normalise, then augment, so the zero padding of
 the crop is the mean colour)::
@@ -29,7 +30,7 @@ class Transform:
 
     def _uniform(self, count, xp):
         """``count`` uniform numbers in [0, 1), as an array of the batch's module ``xp``."""
-        rng = self.generator if self.generator is not None else md_random.generator(xp)
+        rng = self.generator if self.generator is not None else md_random.generator(numpy)
         return xp.asarray(rng.random(count))
 
     def __repr__(self):
