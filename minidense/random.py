@@ -26,13 +26,15 @@ def generator(xp=numpy):
     return _generators[name]
 
 
-def reseed_device_generator(xp):
-    """Restart ``xp``'s generator (CuPy's) from a seed drawn from the CPU generator.
+def reseed_device_generator(xp, epoch):
+    """Restart ``xp``'s generator (CuPy's) from the run's seed and the epoch number.
 
-    A GPU generator's state cannot be saved in a checkpoint, but the CPU generator's can: ``fit``
-    calls this at the start of every epoch of a GPU run, so a run resumed from a checkpoint draws
-    the same dropout masks as one that never stopped."""
-    _generators[xp.__name__] = xp.random.default_rng(int(generator(numpy).integers(2 ** 63)))
+    A GPU generator's state cannot be saved in a checkpoint. ``fit`` calls this at the start of
+    every epoch of a GPU run instead, so a run resumed from a checkpoint draws the same dropout
+    masks as one that never stopped; the CPU generator is not touched, so shuffling and
+    augmentation stay those of a CPU run."""
+    seed = int(numpy.random.SeedSequence([_seed, int(epoch)]).generate_state(1, numpy.uint64)[0])
+    _generators[xp.__name__] = xp.random.default_rng(seed)
 
 
 def get_state():

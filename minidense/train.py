@@ -202,8 +202,8 @@ def fit(model, train_loader, test_loader, optimizer, scheduler=None, epochs=1, o
     try:
         for epoch in range(finished + 1, epochs + 1):
             epoch_start, lr = time.perf_counter(), current_lr(optimizer)
-            if on_gpu:   # dropout masks on the GPU: reseeded from the checkpointed CPU generator
-                md_random.reseed_device_generator(backend.array_module("cuda"))
+            if on_gpu:   # dropout masks on the GPU: a generator that a resumed run can rebuild
+                md_random.reseed_device_generator(backend.array_module("cuda"), epoch)
             with tqdm(total=len(train_loader), desc=f"epoch {epoch}/{epochs}", unit="batch",
                       disable=quiet, leave=False, dynamic_ncols=True) as progress:
                 train_loss, train_acc, images_per_s = train_one_epoch(model, train_loader,

@@ -158,6 +158,24 @@ def test_the_training_command_on_the_device_resumes_exactly(cuda, tmp_path):
     assert (out / "confusion.csv").is_file()
 
 
+def test_the_training_command_gives_the_cpu_numbers_on_the_device(cuda, tmp_path):
+    """Same seed, shuffling and augmentation (no dropout): the same run on either device."""
+    tiny = ["--depth", "10", "--growth-rate", "4", "--batch-size", "32", "--limit-train", "96",
+            "--limit-test", "64", "--quiet", "--augment", "--no-heatmap", "--epochs", "2"]
+    for device in ("cpu", cuda):
+        assert train.train_main(tiny + ["--device", device, "--out", str(tmp_path / device)]) == 0
+    cpu_rows, gpu_rows = ([json.loads(line) for line in (tmp_path / name / "metrics.jsonl").open()]
+                          for name in ("cpu", cuda))
+    # emulated: the same arithmetic; a real GPU rounds differently, and an accuracy on 64 images
+    # may move by a prediction or two
+    loss_rtol, accuracy_atol = (1e-6, 0) if not REAL_GPU else (2e-2, 2 / 64)
+    for cpu_row, gpu_row in zip(cpu_rows, gpu_rows, strict=True):
+        for key in ("train_loss", "test_loss"):
+            assert gpu_row[key] == pytest.approx(cpu_row[key], rel=loss_rtol), key
+        for key in ("train_acc", "test_acc"):
+            assert gpu_row[key] == pytest.approx(cpu_row[key], abs=accuracy_atol), key
+
+
 def test_augmentation_is_the_same_on_the_cpu_and_the_device(cuda):
     batch = np.random.default_rng(0).random((8, 3, 32, 32)).astype(np.float32)
     augment = lambda images: RandomHorizontalFlip()(RandomCrop(32, padding=4)(images))  # noqa: E731
