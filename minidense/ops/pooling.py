@@ -110,7 +110,7 @@ class MaxPool2d(_Pool2d):
                 continue
             better = candidate > best              # strictly greater: earlier offsets win ties
             xp.copyto(best, candidate, where=better)
-            xp.copyto(winner, k, where=better)
+            xp.copyto(winner, winner.dtype.type(k), where=better)   # a NumPy scalar, as CuPy wants
         self.winner = winner                       # (N, C, OH, OW): which offset held the max
         return best
 
