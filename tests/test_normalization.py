@@ -146,3 +146,14 @@ def test_batch_norm_matches_torch_including_running_stats(rng):
         yt.backward(torch.tensor(gy))
         for a, b in zip(ours, theirs):
             np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 3, 2, 5)])
+def test_channel_sum_is_the_sum_over_all_axes_but_the_channels(shape, rng, device):
+    from minidense.ops.normalization import channel_sum
+    xp = md.backend.array_module(device)
+    a, b = rng.standard_normal(shape), rng.standard_normal(shape)
+    axes = (0,) + tuple(range(2, len(shape)))
+    np.testing.assert_allclose(md.backend.to_numpy(channel_sum(xp.asarray(a))), a.sum(axis=axes))
+    np.testing.assert_allclose(md.backend.to_numpy(channel_sum(xp.asarray(a), xp.asarray(b))),
+                               (a * b).sum(axis=axes))
