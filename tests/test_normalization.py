@@ -157,3 +157,28 @@ def test_channel_sum_is_the_sum_over_all_axes_but_the_channels(shape, rng, devic
     np.testing.assert_allclose(md.backend.to_numpy(channel_sum(xp.asarray(a))), a.sum(axis=axes))
     np.testing.assert_allclose(md.backend.to_numpy(channel_sum(xp.asarray(a), xp.asarray(b))),
                                (a * b).sum(axis=axes))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_batch_norm_relu_is_relu_of_batch_norm(training, randt, rng):
+    x, gamma, beta = randt(4, 3, 2, 3), randt(3), randt(3)
+    mean0, var0 = rng.standard_normal(3), rng.random(3) + 0.5
+
+    def run(fused):
+        mean, var = md.tensor(mean0, device=x.device), md.tensor(var0, device=x.device)
+        if fused:
+            y = F.batch_norm_relu(x, mean, var, gamma, beta, training=training)
+        else:
+            y = F.relu(F.batch_norm(x, mean, var, gamma, beta, training=training))
+        gy = md.tensor(np.random.default_rng(5).standard_normal(y.shape), device=x.device)
+        grads = md.grad(y, [x, gamma, beta], gy)
+        return [a.numpy() for a in (y, *grads, mean, var)]
+    for fused_value, plain_value in zip(run(True), run(False)):
+        np.testing.assert_array_equal(fused_value, plain_value)
+    md.gradcheck(lambda x, g, b: F.batch_norm_relu(x, None, None, g, b, training=True),
+                 (x, gamma, beta))
+
+
+def test_batch_norm_layer_with_fused_relu_names_itself_on_bad_input():
+    with pytest.raises(ValueError, match=r"BatchNorm2d\(4.*expected input with 4 channels"):
+        md.nn.BatchNorm2d(4).forward_with_relu(md.zeros(2, 3, 5, 5))

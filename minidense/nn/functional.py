@@ -3,7 +3,7 @@ order. Layers in minidense.nn hold parameters and call these; each op's forward 
 minidense/ops/:
 
     conv2d                                      ops/conv.py
-    batch_norm                                  ops/normalization.py
+    batch_norm, batch_norm_relu                 ops/normalization.py
     avg_pool2d, max_pool2d, adaptive_avg_pool2d ops/pooling.py
     dropout, softmax, log_softmax               ops/activation.py
     cross_entropy, nll_loss                     ops/loss.py
@@ -15,11 +15,11 @@ from ..ops.activation import dropout, log_softmax, softmax
 from ..ops.conv import conv2d
 from ..ops.elementwise import relu, sigmoid, tanh
 from ..ops.loss import cross_entropy, nll_loss
-from ..ops.normalization import batch_norm
+from ..ops.normalization import batch_norm, batch_norm_relu
 from ..ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from ..ops.shape import flatten, transpose
 
-__all__ = ["conv2d", "batch_norm", "avg_pool2d", "max_pool2d", "adaptive_avg_pool2d", "relu",
+__all__ = ["conv2d", "batch_norm", "batch_norm_relu", "avg_pool2d", "max_pool2d", "adaptive_avg_pool2d", "relu",
            "sigmoid", "tanh", "dropout", "linear", "softmax", "log_softmax", "cross_entropy",
            "nll_loss", "flatten"]
 

@@ -107,6 +107,13 @@ class BatchNorm2d(_ChannelLayer):
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             training=self.training, momentum=self.momentum, eps=self.eps)
 
+    def forward_with_relu(self, x):
+        """relu(self(x)) as one fused op (``F.batch_norm_relu``): the same numbers, one stored
+        array fewer."""
+        self._check_channels(x, self.num_features)
+        return F.batch_norm_relu(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                 training=self.training, momentum=self.momentum, eps=self.eps)
+
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 

@@ -159,11 +159,40 @@ class BatchNorm(Function):
         return tuple(None if g is None else Tensor(g) for g in grads)
 
 
+class BatchNormReLU(BatchNorm):
+    """a = max(batch_norm(x), 0) as one op: the numbers of relu(batch_norm(x)), with the ReLU done
+    in place on batch norm's output (one stored array instead of two) and its backward folded in:
+
+        dL/dz = dL/da * [a > 0]        (z: batch norm's output), then batch norm's backward
+    """
+
+    def forward(self, x, gamma, beta):
+        z = super().forward(x, gamma, beta)
+        self.activated = backend.get_array_module(z).maximum(z, 0, out=z)
+        return self.activated
+
+    def backward(self, gy):
+        return super().backward(Tensor(gy.data * (self.activated > 0)))
+
+
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
     """Batch normalization (PyTorch's F.batch_norm). ``running_mean``/``running_var`` are Tensors or
     arrays of shape (C,), updated in place when ``training``; ``weight`` (gamma) and ``bias``
     (beta) default to 1 and 0."""
+    return _apply(BatchNorm, x, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def batch_norm_relu(x, running_mean, running_var, weight=None, bias=None, training=False,
+                    momentum=0.1, eps=1e-5):
+    """relu(batch_norm(x, ...)) as the single op BatchNormReLU: the same numbers, one stored
+    array fewer (DenseNet's BN-ReLU-Conv layers use it). Arguments as for ``batch_norm``."""
+    return _apply(BatchNormReLU, x, running_mean, running_var, weight, bias, training, momentum,
+                  eps)
+
+
+def _apply(op, x, running_mean, running_var, weight, bias, training, momentum, eps):
+    """Check and complete batch_norm's arguments, then run ``op`` (BatchNorm or BatchNormReLU)."""
     if momentum is None:
         raise ValueError("batch_norm: momentum=None (a cumulative average) is not supported; "
                          "pass a number such as 0.1")
@@ -180,4 +209,4 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
             raise RuntimeError(f"batch_norm: {name} lives on {backend.device_of(stat)} but the "
                                f"input {tuple(data.shape)} on {backend.device_of(data)}; keep the "
                                f"running statistics on the input's device")
-    return BatchNorm(training, eps, stats[0], stats[1], momentum)(x, weight, bias)
+    return op(training, eps, stats[0], stats[1], momentum)(x, weight, bias)
