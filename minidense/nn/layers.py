@@ -103,16 +103,17 @@ class BatchNorm2d(_ChannelLayer):
         init.ones_(self.running_var)
 
     def forward(self, x):
-        self._check_channels(x, self.num_features)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=self.training, momentum=self.momentum, eps=self.eps)
+        return self._normalize(F.batch_norm, x)
 
     def forward_with_relu(self, x):
         """relu(self(x)) as one fused op (``F.batch_norm_relu``): the same numbers, one stored
         array fewer."""
+        return self._normalize(F.batch_norm_relu, x)
+
+    def _normalize(self, function, x):
         self._check_channels(x, self.num_features)
-        return F.batch_norm_relu(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                 training=self.training, momentum=self.momentum, eps=self.eps)
+        return function(x, self.running_mean, self.running_var, self.weight, self.bias,
+                        training=self.training, momentum=self.momentum, eps=self.eps)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
