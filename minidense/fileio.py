@@ -3,8 +3,10 @@
 ``atomic_write`` writes to a temporary file in the destination's folder, flushes it to disk, and
 only then renames it over the destination (``os.replace`` is atomic on POSIX and Windows). A reader
 therefore sees the old file or the new one, never a mix; on any error the temporary file is removed
-and the old file is untouched.
+and the old file is untouched. A process killed mid-write cannot clean up, so each successful write
+also removes the temporary files that earlier, interrupted writes of the same destination left.
 """
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -21,7 +23,8 @@ def atomic_write(path, write, check=None):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path),
+                                           suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
@@ -36,7 +39,27 @@ def atomic_write(path, write, check=None):
             os.remove(temporary)
         raise
     _sync_folder(path.parent)
+    remove_stale_temporaries(path)
     return path
+
+
+def temporary_prefix(path):
+    """How the temporary files of writes to ``path`` begin: ``.NAME.`` in the same folder."""
+    return f".{Path(path).name}."
+
+
+def remove_stale_temporaries(path):
+    """Delete the temporary files that interrupted writes of ``path`` left behind.
+
+    Two processes writing the same file at once are not supported: one may remove the other's
+    temporary file, and its rename then fails without harming ``path``.
+    """
+    path = Path(path)
+    for leftover in path.parent.glob(glob.escape(temporary_prefix(path)) + "*.tmp"):
+        try:
+            leftover.unlink()
+        except OSError:     # already gone, or not ours to remove
+            pass
 
 
 def _sync_folder(folder):

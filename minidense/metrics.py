@@ -7,6 +7,7 @@ never half of one.
 import csv
 import io
 import json
+import math
 
 import numpy
 
@@ -18,9 +19,30 @@ def write_text(path, text):
     return atomic_write(path, lambda file: file.write(text.encode("utf-8")))
 
 
+def to_json(value, indent=None):
+    """Strict JSON text for ``value``: NaN and infinities become ``null`` (JSON has no word for
+    them), NumPy scalars and arrays become numbers and lists."""
+    return json.dumps(finite_or_none(value), indent=indent, allow_nan=False, default=_json_default)
+
+
+def finite_or_none(value):
+    """``value`` with every non-finite float (also inside dicts, lists, arrays) replaced by None."""
+    if isinstance(value, numpy.ndarray):
+        value = value.tolist()
+    elif isinstance(value, numpy.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(item) for item in value]
+    return value
+
+
 def write_json(path, value):
-    """Write ``value`` as indented JSON atomically."""
-    return write_text(path, json.dumps(value, indent=2, default=_json_default) + "\n")
+    """Write ``value`` as indented strict JSON atomically."""
+    return write_text(path, to_json(value, indent=2) + "\n")
 
 
 def write_csv(path, rows, columns):
@@ -33,8 +55,8 @@ def write_csv(path, rows, columns):
 
 
 def write_jsonl(path, rows):
-    """Write one JSON object per line, atomically."""
-    return write_text(path, "".join(json.dumps(row, default=_json_default) + "\n" for row in rows))
+    """Write one strict JSON object per line, atomically."""
+    return write_text(path, "".join(to_json(row) + "\n" for row in rows))
 
 
 def save_figure(figure, path, dpi=120):

@@ -6,13 +6,18 @@ Both official formats are read, as the ``.tar.gz`` archive or its extracted fold
   a fine label byte) followed by 3072 pixel bytes (1024 red, 1024 green, 1024 blue, row-major);
 * python (``cifar-10-python.tar.gz``): pickled dicts holding a uint8 array ``data`` (N, 3072) and
   label lists. Pickles can run code when loaded, so they are read with ``SafeUnpickler``, which
-  rebuilds NumPy arrays and refuses every other global.
+  rebuilds NumPy arrays and refuses every other global, and refuses any array larger than the
+  pickle itself (its bytes must be in the file).
+
+No member is read when its size exceeds ``MAX_MEMBER_BYTES``, a little more than the largest
+official one, so a forged archive cannot make the reader allocate gigabytes.
 
 The binary format needs no pickle at all, so it is preferred when both are present and it is what
 ``download=True`` fetches.
 """
 import codecs
 import io
+import math
 import os
 import pickle
 import tarfile
@@ -21,6 +26,7 @@ from collections import namedtuple
 
 import numpy
 
+from ..errors import UserError
 from .base import ArrayDataset
 from .download import (DamagedFileError, damaged_file_error, default_root, fetch,
                        missing_file_error)
@@ -32,9 +38,12 @@ except ImportError:  # pragma: no cover - NumPy 1.x
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/"
 PIXELS_PER_IMAGE = 3 * 32 * 32
+# The largest official member is CIFAR-100's python 'train' pickle (about 155 MB); binary
+# 'train.bin' is 50,000 records of 3,074 bytes = 153.7 MB.
+MAX_MEMBER_BYTES = 160 * 1024 * 1024
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(UserError, pickle.UnpicklingError):
     """A pickle asked for a global that SafeUnpickler does not allow."""
 
 
@@ -48,32 +57,54 @@ class SafeUnpickler(pickle.Unpickler):
     """
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-        ("numpy", "ndarray"): numpy.ndarray,
+        ("numpy.core.multiarray", "_reconstruct"): "_bounded_reconstruct",
+        ("numpy._core.multiarray", "_reconstruct"): "_bounded_reconstruct",
+        ("numpy", "ndarray"): "_bounded_ndarray",
         ("numpy", "dtype"): numpy.dtype,
         ("_codecs", "encode"): codecs.encode,  # how Python 3 pickles bytes at protocol 2
     }
 
-    def __init__(self, stream, source="<pickle>"):
+    def __init__(self, stream, source="<pickle>", max_array_bytes=None):
         super().__init__(stream, encoding="latin1")  # latin1 turns Python 2 str into bytes-safe text
         self.source = source
+        self.max_array_bytes = max_array_bytes
 
     def find_class(self, module, name):
         try:
-            return self.ALLOWED[(module, name)]
+            found = self.ALLOWED[(module, name)]
         except KeyError:
             raise UnsafePickleError(
                 f"refused to load the global '{module}.{name}' from {self.source}: only NumPy "
                 f"arrays are allowed in a CIFAR batch, so this is not an official CIFAR file. "
                 f"Do not use it; download the dataset from {CIFAR_URL}") from None
+        return getattr(self, found) if isinstance(found, str) else found
+
+    # An array's constructor takes a shape; its bytes come later, from the pickle. Checking the
+    # shape against the pickle's size first keeps a tiny file from allocating gigabytes.
+    def _check_array_size(self, shape, dtype):
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        size = math.prod(shape) * numpy.dtype(dtype).itemsize
+        if self.max_array_bytes is not None and size > self.max_array_bytes:
+            raise damaged_file_error(self.source, None, f"it asks for an array of shape {shape} "
+                                     f"({size:,} bytes), more than the whole pickle "
+                                     f"({self.max_array_bytes:,} bytes) can hold")
+
+    def _bounded_reconstruct(self, subtype, shape, dtype):
+        if subtype != self._bounded_ndarray:     # the pickle's 'numpy.ndarray', as found above
+            raise damaged_file_error(self.source, None, f"it rebuilds a {subtype!r}, not an array")
+        self._check_array_size(shape, numpy.uint8)
+        return _reconstruct(numpy.ndarray, shape, dtype)
+
+    def _bounded_ndarray(self, shape, dtype=float, *args, **kwargs):
+        self._check_array_size(shape, dtype)
+        return numpy.ndarray(shape, dtype, *args, **kwargs)
 
 
 def safe_unpickle(data, source):
     """Unpickle bytes with SafeUnpickler; a broken pickle becomes a DamagedFileError."""
     try:
-        return SafeUnpickler(io.BytesIO(data), source).load()
-    except UnsafePickleError:
+        return SafeUnpickler(io.BytesIO(data), source, max_array_bytes=len(data)).load()
+    except UserError:
         raise
     except Exception as exc:  # truncated or garbled pickles raise many different errors
         raise damaged_file_error(source, None, f"not a readable CIFAR batch: {exc!r}") from exc
@@ -93,6 +124,7 @@ def read_members(path, folder, names, url):
             member = os.path.join(path, name)
             if not os.path.isfile(member):
                 raise damaged_file_error(path, url, f"{name} is missing from the folder")
+            check_member_size(member, os.path.getsize(member), url)
             with open(member, "rb") as stream:
                 found[name] = stream.read()
         return found
@@ -103,6 +135,7 @@ def read_members(path, folder, names, url):
             for member in archive:
                 name = wanted.get(member.name.removeprefix("./"))
                 if name is not None and member.isfile():
+                    check_member_size(f"{path}:{member.name}", member.size, url)
                     found[name] = archive.extractfile(member).read()
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise damaged_file_error(path, url, f"truncated or corrupted archive: {exc}") from exc
@@ -110,6 +143,13 @@ def read_members(path, folder, names, url):
     if missing:
         raise damaged_file_error(path, url, f"the archive lacks {', '.join(missing)}")
     return found
+
+
+def check_member_size(where, size, url):
+    """Refuse a member larger than any official CIFAR file, before reading it."""
+    if size > MAX_MEMBER_BYTES:
+        raise damaged_file_error(where, url, f"it declares {size:,} bytes, more than any official "
+                                 f"CIFAR file ({MAX_MEMBER_BYTES:,} bytes at most)")
 
 
 class _CIFAR(ArrayDataset):
@@ -140,9 +180,11 @@ class _CIFAR(ArrayDataset):
             images, labels = self._parse_python(members, files, label, path)
             meta = _str_keys(safe_unpickle(members[self.PYTHON_META], f"{path}:{self.PYTHON_META}"))
             classes = [_as_text(n) for n in meta.get(self.LABEL_NAMES[label][0], [])]
-        if not classes or (len(labels) and labels.max() >= len(classes)):
+        if not len(labels):
+            raise damaged_file_error(path, url, "it holds no images")
+        if not classes or labels.max() >= len(classes):
             raise damaged_file_error(path, url, f"class names do not cover labels up to "
-                                                f"{labels.max() if len(labels) else '-'}")
+                                                f"{labels.max()}")
         super().__init__(images.reshape(-1, 3, 32, 32), labels, classes, self.MEAN, self.STD,
                          self.NAME, train)
         self.label_kind = label
@@ -195,10 +237,15 @@ class _CIFAR(ArrayDataset):
             elif batch_labels is None or len(batch_labels) != len(data):
                 problem = (f"'{self.LABELS[label]}' should list {len(data)} labels, got "
                            f"{None if batch_labels is None else len(batch_labels)}")
+            else:
+                batch_labels = numpy.asarray(batch_labels)
+                if batch_labels.size and batch_labels.dtype.kind not in "iu":
+                    problem = (f"'{self.LABELS[label]}' should hold integers, got "
+                               f"{batch_labels.dtype} values such as {batch_labels.flat[0]!r}")
             if problem:
                 raise damaged_file_error(source, None, problem)
             images.append(data)
-            labels.append(numpy.asarray(batch_labels, dtype=numpy.int64))
+            labels.append(batch_labels.astype(numpy.int64))
         return numpy.concatenate(images), numpy.concatenate(labels)
 
     @staticmethod

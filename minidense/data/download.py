@@ -11,14 +11,15 @@ from urllib.request import urlopen  # module-level name, so tests can swap in a 
 
 from tqdm.auto import tqdm
 
+from ..errors import UserError
 from ..fileio import atomic_write
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError, FileNotFoundError):
     """The dataset's files are not on disk (and were not downloaded)."""
 
 
-class DamagedFileError(ValueError):
+class DamagedFileError(UserError, ValueError):
     """A dataset file exists but cannot be read: truncated, corrupted or not the expected format."""
 
 

@@ -8,6 +8,7 @@ The 28x28 images are zero-padded to 32x32 by default (``pad_to=32``), so DenseNe
 architecture applies unchanged; ``pad_to=None`` keeps them at 28x28.
 """
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -18,18 +19,49 @@ from .base import ArrayDataset, pad_images, padded_statistics
 from .download import damaged_file_error, default_root, fetch, missing_file_error
 
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
+MAX_DEFLATE_RATIO = 1032    # DEFLATE never inflates one byte to more than about 1032
 
 
 def read_idx(path, expected_magic=None, url=None):
-    """The uint8 array stored in a (gzipped) IDX file, shaped by its header."""
+    """The uint8 array stored in a (gzipped) IDX file, shaped by its header.
+
+    The header is checked before the data is read: its promised size must fit what the file can
+    hold (for a ``.gz`` file, what DEFLATE can inflate from its size), and no more than the
+    promised bytes are ever inflated.
+    """
     try:
         with (gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")) as stream:
-            raw = stream.read()
+            shape = _read_idx_header(stream, path, expected_magic, url)
+            expected_size = math.prod(shape)
+            limit = idx_size_limit(path)
+            if expected_size > limit:
+                raise damaged_file_error(path, url, f"header promises {shape} = {expected_size:,} "
+                                                    f"bytes of data, more than a file of "
+                                                    f"{os.path.getsize(path):,} bytes can hold")
+            data = stream.read(expected_size + 1)     # one byte more reveals trailing data
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise damaged_file_error(path, url, f"truncated or corrupted gzip data: {exc}") from exc
-    if len(raw) < 4:
-        raise damaged_file_error(path, url, f"only {len(raw)} bytes, too short for an IDX header")
-    (magic,) = struct.unpack(">I", raw[:4])
+    if len(data) != expected_size:
+        found = (f"more than {expected_size:,}" if len(data) > expected_size
+                 else f"{len(data):,} (truncated?)")
+        raise damaged_file_error(path, url, f"header promises {shape} = {expected_size:,} bytes "
+                                            f"of data, found {found}")
+    return numpy.frombuffer(data, dtype=numpy.uint8).reshape(shape)
+
+
+def idx_size_limit(path):
+    """The most data bytes a file of this size can hold: its size, or for gzip its size times
+    DEFLATE's largest inflation ratio."""
+    size = os.path.getsize(path)
+    return size * MAX_DEFLATE_RATIO if path.endswith(".gz") else size
+
+
+def _read_idx_header(stream, path, expected_magic, url):
+    """Read and check the magic number and the dimension sizes; return the shape."""
+    head = stream.read(4)
+    if len(head) < 4:
+        raise damaged_file_error(path, url, f"only {len(head)} bytes, too short for an IDX header")
+    (magic,) = struct.unpack(">I", head)
     if expected_magic is not None and magic != expected_magic:
         raise damaged_file_error(path, url, f"bad IDX magic number {magic}, expected "
                                             f"{expected_magic} ({IMAGES_MAGIC} = images, "
@@ -37,15 +69,10 @@ def read_idx(path, expected_magic=None, url=None):
     if magic >> 8 != 0x08:
         raise damaged_file_error(path, url, f"IDX magic {magic} does not announce uint8 data")
     ndim = magic & 0xFF
-    header_size = 4 + 4 * ndim
-    if len(raw) < header_size:
-        raise damaged_file_error(path, url, f"truncated IDX header ({len(raw)} bytes)")
-    shape = struct.unpack(f">{ndim}I", raw[4:header_size])
-    expected_size = int(numpy.prod(shape))
-    if len(raw) - header_size != expected_size:
-        raise damaged_file_error(path, url, f"header promises {shape} = {expected_size} bytes of "
-                                            f"data, found {len(raw) - header_size} (truncated?)")
-    return numpy.frombuffer(raw, dtype=numpy.uint8, offset=header_size).reshape(shape)
+    sizes = stream.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise damaged_file_error(path, url, f"truncated IDX header ({4 + len(sizes)} bytes)")
+    return struct.unpack(f">{ndim}I", sizes)
 
 
 class _IDXImages(ArrayDataset):
@@ -68,6 +95,9 @@ class _IDXImages(ArrayDataset):
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise damaged_file_error(folder, self.BASE_URL, f"{images_file} holds {images.shape} "
                                      f"but {labels_file} holds {labels.shape}")
+        if len(images) == 0 or 0 in images.shape:
+            raise damaged_file_error(os.path.join(folder, images_file), self.BASE_URL,
+                                     f"it holds no images (shape {images.shape})")
         size = images.shape[-1]
         mean, std = padded_statistics(self.MEAN, self.STD, size, pad_to)
         super().__init__(pad_images(images[:, None], pad_to), labels, self.CLASSES, mean, std,
