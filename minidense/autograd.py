@@ -10,9 +10,14 @@ Reading guide
       backward(*grads)   -> Tensor or tuple of Tensors     (one gradient per input)
 
   ``backward`` receives the gradients of the outputs as Tensors and returns the gradients of the
-  inputs: the chain rule, local to one op. Ops whose backward is written with Tensor operations
-  can be differentiated again (``create_graph=True``); ops whose backward uses raw arrays for speed
-  set ``differentiable_backward = False``.
+  inputs: the chain rule, local to one op. The engine tells it which inputs need a gradient
+  (``self.needs_input_grad``); what backward reads beyond the inputs is kept with
+  ``self.save_for_backward(...)`` and read back as ``self.saved_values``.
+* A backward written with Tensor operations can be differentiated again (``create_graph=True``).
+  The fast ops (convolution, batch norm, pooling) derive from ``ArrayFunction`` instead, whose
+  backward takes and returns plain arrays, like its forward.
+* The graph holds what backward needs and no more: a Function keeps its input Tensors only when
+  its backward reads them, and reaches the inputs' creators through light edges (``_Edge``).
 * ``backward()`` visits Functions from the output towards the leaves in order of decreasing
   *generation* (a Function's generation is one more than the newest input it saw), so a Function
   runs only after every consumer of its outputs has delivered its gradient. That is what makes
@@ -22,6 +27,7 @@ Reading guide
 import functools
 import heapq
 import itertools
+import weakref
 
 import numpy
 
@@ -195,10 +201,25 @@ class Tensor:
 # Function: the contract every differentiable op follows
 # ----------------------------------------------------------------------------------------------
 class Function:
-    """One op: ``forward`` on arrays, ``backward`` on gradient Tensors. Call an instance to apply it."""
+    """One op: ``forward`` on arrays, ``backward`` on gradient Tensors. Call an instance to apply it.
+
+    What the engine gives an op, set when it is called:
+
+    * ``self.needs_input_grad``: one bool per input, True where that input needs a gradient
+      (PyTorch's ``ctx.needs_input_grad``). ``backward`` may return None for the others; it is
+      never asked for a gradient nobody reads.
+    * ``self.inputs``: the input Tensors, kept for ``backward`` while the graph lives, unless the
+      class sets ``saves_inputs = False`` because its backward needs no input values.
+    * ``self.input_shapes``: the inputs' shapes (always kept; they are small).
+
+    Anything else ``backward`` reads goes through ``self.save_for_backward(...)`` in ``forward``
+    and comes back as ``self.saved_values``. Small settings (stride, axis, ...) are attributes.
+    """
 
     differentiable_backward = True   # False: backward works on raw arrays (no double backward)
-    inputs = None                    # the input Tensors, kept until backward frees them
+    saves_inputs = True              # False: the engine does not keep the input Tensors
+    inputs = None
+    saved_values = ()
     released = False
 
     @property
@@ -207,17 +228,16 @@ class Function:
 
     def __call__(self, *inputs):
         inputs = _as_tensors(self.name, inputs)
-        try:
-            outputs = self.forward(*[x.data for x in inputs])
-        except ShapeError:
-            raise
-        except ValueError as exc:  # NumPy's broadcast/matmul messages, made to name the op
-            shapes = ", ".join(str(x.shape) for x in inputs)
-            raise ShapeError(f"{self.name}: {exc} (input shapes: {shapes})") from exc
+        record = _grad_enabled and any(x.requires_grad for x in inputs)
+        self.needs_input_grad = tuple(record and x.requires_grad for x in inputs)
+        self.input_shapes = tuple(x.shape for x in inputs)
+        outputs = self.forward(*[x.data for x in inputs])
         single = not isinstance(outputs, tuple)
         outputs = [Tensor(a) for a in ((outputs,) if single else outputs)]
-        if _grad_enabled and any(x.requires_grad for x in inputs):
-            self.inputs = inputs
+        if record:
+            if self.saves_inputs:
+                self.inputs = inputs
+            self.input_edges = [_Edge(x) if x.requires_grad else None for x in inputs]
             self.generation = max(x.generation for x in inputs)
             self.output_meta = [(o.data.shape, o.data.dtype) for o in outputs]
             for i, out in enumerate(outputs):
@@ -231,11 +251,56 @@ class Function:
     def backward(self, *grads):
         raise NotImplementedError(f"{self.name} has no backward")
 
+    def save_for_backward(self, *values):
+        """Called in ``forward``: keep ``values`` (arrays) for ``backward``, as ``saved_values``."""
+        self.saved_values = values
+
+    def input_grads(self, output_grads):
+        """What the engine calls: the gradients of the inputs (Tensors or None) from those of
+        the outputs (Tensors)."""
+        grads = self.backward(*output_grads)
+        return grads if isinstance(grads, tuple) else (grads,)
+
     def release(self):
         """Drop the inputs and anything forward saved, keeping only what ordering needs."""
         keep = {k: v for k, v in self.__dict__.items() if k in ("generation", "output_meta")}
         self.__dict__.clear()
         self.__dict__.update(keep, released=True)
+
+
+class ArrayFunction(Function):
+    """A Function whose backward works on arrays, like its forward: the fast ops (convolution,
+    batch norm, pooling) are written this way.
+
+        forward(*arrays)       -> array or tuple of arrays
+        backward(*grad_arrays) -> one array (or None) per input
+
+    The engine unwraps the output gradients and wraps the input gradients into Tensors. It keeps
+    no input Tensors: ``forward`` saves what ``backward`` reads with ``save_for_backward``. Such a
+    backward cannot be differentiated again (no ``create_graph=True`` through it).
+    """
+
+    differentiable_backward = False
+    saves_inputs = False
+
+    def input_grads(self, output_grads):
+        grads = self.backward(*(g.data for g in output_grads))
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        return tuple(None if g is None else Tensor(g) for g in grads)
+
+
+class _Edge:
+    """Where the gradient of one input goes: the Function that made it (and which of its outputs
+    it is), or, for a leaf, the tensor's ``.grad``. The tensor itself is held by a weak reference,
+    so the graph does not keep its data alive: if nobody else holds it, nobody can read its
+    ``.grad`` either."""
+
+    __slots__ = ("function", "output_index", "tensor", "shape")
+
+    def __init__(self, tensor):
+        self.function, self.output_index = tensor.creator, tensor.output_index
+        self.tensor = weakref.ref(tensor)
+        self.shape = tensor.shape
 
 
 def _as_tensors(op_name, values):
@@ -280,24 +345,25 @@ def run_backward(roots, root_grads, retain_graph=None, create_graph=False, input
     pending = {}           # Function -> [gradient of each output, summed over its consumers]
     queue, tiebreak = [], itertools.count()
 
-    def deliver(tensor, grad):
-        if wanted is not None and id(tensor) in wanted:
+    def deliver(edge, grad):
+        tensor = edge.tensor()     # None once nobody holds the tensor: then nobody reads its grad
+        if tensor is not None and wanted is not None and id(tensor) in wanted:
             wanted[id(tensor)] = grad if wanted[id(tensor)] is None else wanted[id(tensor)] + grad
-        if wanted is None and (tensor.creator is None or tensor._retain_grad):
+        if tensor is not None and wanted is None and (edge.function is None or tensor._retain_grad):
             _accumulate_grad(tensor, grad, create_graph)
-        function = tensor.creator
+        function = edge.function
         if function is None:
             return
         if function not in pending:
             pending[function] = [None] * len(function.output_meta)
             heapq.heappush(queue, (-function.generation, next(tiebreak), function))
         slots = pending[function]
-        slots[tensor.output_index] = grad if slots[tensor.output_index] is None \
-            else slots[tensor.output_index] + grad
+        slots[edge.output_index] = grad if slots[edge.output_index] is None \
+            else slots[edge.output_index] + grad
 
     with set_grad_enabled(create_graph):
         for root, grad in zip(roots, root_grads):
-            deliver(root, grad)
+            deliver(_Edge(root), grad)
         while queue:
             function = heapq.heappop(queue)[2]
             output_grads = pending.pop(function)
@@ -309,18 +375,17 @@ def run_backward(roots, root_grads, retain_graph=None, create_graph=False, input
             if create_graph and not function.differentiable_backward:
                 raise RuntimeError(f"{function.name}: create_graph=True is not supported, its "
                                    f"backward is written with raw arrays for speed")
-            output_grads = [g if g is not None else _zeros(shape, dtype, function.inputs[0].data)
+            like = next(g for g in output_grads if g is not None).data
+            output_grads = [g if g is not None else _zeros(shape, dtype, like)
                             for g, (shape, dtype) in zip(output_grads, function.output_meta)]
-            input_grads = function.backward(*output_grads)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            for x, gx in zip(function.inputs, input_grads):
-                if gx is None or not x.requires_grad:
+            input_grads = function.input_grads(output_grads)
+            for edge, gx in zip(function.input_edges, input_grads):
+                if gx is None or edge is None:
                     continue
-                if gx.shape != x.shape:
+                if gx.shape != edge.shape:
                     raise ShapeError(f"{function.name}.backward returned a gradient of shape "
-                                     f"{gx.shape} for an input of shape {x.shape}")
-                deliver(x, gx)
+                                     f"{gx.shape} for an input of shape {edge.shape}")
+                deliver(edge, gx)
             if not retain_graph:
                 function.release()
     if inputs is not None:

@@ -6,6 +6,7 @@ import pytest
 
 import minidense as md
 import minidense.nn.functional as F
+from minidense.ops import conv as conv_module
 from minidense.ops.conv import (Conv2d, col2im, col2im_naive, conv2d_backward, conv2d_forward,
                                 conv2d_naive, im2col, im2col_naive)
 
@@ -15,9 +16,9 @@ CONV_CASES = [
     ((2, 3, 5, 6), (4, 3, 3, 3), 2, 1, False),
     ((1, 2, 6, 5), (3, 2, 3, 3), 1, 0, True),
     ((1, 2, 4, 7), (2, 2, 3, 2), (2, 1), (2, 0), True),
-    ((2, 4, 3, 5), (3, 4, 1, 1), 1, 0, False),    # the 1x1 fast path
+    ((2, 4, 3, 5), (3, 4, 1, 1), 1, 0, False),    # stride 1, 1x1: shifted products, one offset
     ((2, 4, 3, 5), (3, 4, 1, 1), 1, 0, True),
-    ((1, 2, 5, 5), (2, 2, 1, 1), 2, 1, True),     # 1x1 with stride and padding: general path
+    ((1, 2, 5, 5), (2, 2, 1, 1), 2, 1, True),     # 1x1 with stride 2 and padding: im2col
     ((1, 1, 4, 4), (2, 1, 4, 4), 1, 2, False),    # kernel as large as the input
 ]
 
@@ -106,18 +107,44 @@ def test_array_level_forward_and_backward_can_be_called_directly(rng):
     x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
     w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
     b = rng.standard_normal(5).astype(np.float32)
-    y, cache = conv2d_forward(x, w, b, stride=1, padding=1)
+    y = conv2d_forward(x, w, b, stride=1, padding=1)
     xt, wt, bt = (md.tensor(a, requires_grad=True) for a in (x, w, b))
     yt = Conv2d(1, 1)(xt, wt, bt)
     np.testing.assert_allclose(y, yt.numpy(), rtol=1e-6)
     gy = rng.standard_normal(y.shape).astype(np.float32)
-    gx, gw, gb = conv2d_backward(gy, cache)
+    gx, gw = conv2d_backward(gy, x, w, stride=1, padding=1)
     yt.backward(md.tensor(gy))
-    for manual, auto in ((gx, xt), (gw, wt), (gb, bt)):
+    for manual, auto in ((gx, xt), (gw, wt), (gy.sum(axis=(0, 2, 3)), bt)):
         assert manual.dtype == np.float32
         np.testing.assert_allclose(manual, auto.grad.numpy(), rtol=1e-5, atol=1e-5)
-    gx_only = conv2d_backward(gy, cache, need_weight=False, need_bias=False)
-    assert gx_only[1] is None and gx_only[2] is None
+    gx_only = conv2d_backward(gy, x, w, stride=1, padding=1, need_weight=False)
+    assert gx_only[1] is None
+    np.testing.assert_array_equal(gx_only[0], gx)
+
+
+@pytest.mark.parametrize("stride, path", [(1, "_stride1_forward"), (2, "_im2col_forward"),
+                                          ((1, 2), "_im2col_forward")])
+def test_the_stride_chooses_the_path(stride, path, rng, monkeypatch):
+    calls = []
+    original = getattr(conv_module, path)
+    monkeypatch.setattr(conv_module, path, lambda *args: calls.append(path) or original(*args))
+    x, w = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
+    conv2d_forward(x, w, stride=stride, padding=1)
+    assert calls == [path]
+
+
+@pytest.mark.parametrize("w_shape, padding", [((3, 2, 3, 3), (1, 1)), ((4, 2, 1, 1), (0, 0)),
+                                               ((2, 2, 2, 3), (0, 1))])
+def test_both_paths_give_the_same_stride1_convolution(w_shape, padding, rng):
+    """Shifted products and im2col are two ways to the same numbers; on stride 1 both can run."""
+    x, w = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal(w_shape)
+    y = conv_module._stride1_forward(x, w, padding)
+    np.testing.assert_allclose(y, conv_module._im2col_forward(x, w, (1, 1), padding), atol=1e-12)
+    gy = rng.standard_normal(y.shape)
+    shifted = conv_module._stride1_backward(gy, x, w, padding, True, True)
+    columns = conv_module._im2col_backward(gy, x, w, (1, 1), padding, True, True)
+    for a, b in zip(shifted, columns):
+        np.testing.assert_allclose(a, b, atol=1e-12)
 
 
 def test_gradient_only_where_required():

@@ -72,13 +72,13 @@ def test_batch_norm_without_affine_parameters_has_gradient_for_x(randt):
 def test_array_helpers_match_the_function_and_the_compact_formula(rng):
     x = rng.standard_normal((4, 3, 2, 2))
     gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
-    y, cache = batch_norm_train_forward(x, gamma, beta, eps=1e-5)
+    y, x_hat, inv_std, _, _ = batch_norm_train_forward(x, gamma, beta, eps=1e-5)
     xt, gt, bt = (md.tensor(a, dtype=md.float64, requires_grad=True) for a in (x, gamma, beta))
     yt = BatchNorm(training=True)(xt, gt, bt)       # no running stats given: nothing updated
     np.testing.assert_allclose(y, yt.numpy())
     gy = rng.standard_normal(y.shape)
     yt.backward(md.tensor(gy, dtype=md.float64))
-    gx, ggamma, gbeta = batch_norm_backward(gy, cache)
+    gx, ggamma, gbeta = batch_norm_backward(gy, x_hat, inv_std, gamma, training=True)
     # the long way round: differentiate x_hat = (x - mu) / sigma through mu and var
     m, axes = 4 * 2 * 2, (0, 2, 3)
     mu, var = x.mean(axes, keepdims=True), x.var(axes, keepdims=True)
@@ -95,9 +95,10 @@ def test_array_helpers_match_the_function_and_the_compact_formula(rng):
 
 def test_update_running_stats_separately_from_forward(rng):
     x = rng.standard_normal((3, 2, 2, 2)).astype(np.float32)
-    _, cache = batch_norm_train_forward(x, np.ones(2, np.float32), np.zeros(2, np.float32))
+    _, _, _, batch_mean, batch_var = batch_norm_train_forward(x, np.ones(2, np.float32),
+                                                               np.zeros(2, np.float32))
     mean, var = np.zeros(2, np.float32), np.ones(2, np.float32)
-    update_running_stats(mean, var, cache, momentum=1.0)
+    update_running_stats(mean, var, batch_mean, batch_var, count=3 * 2 * 2, momentum=1.0)
     np.testing.assert_allclose(mean, x.mean((0, 2, 3)), rtol=1e-5)
     np.testing.assert_allclose(var, x.var((0, 2, 3), ddof=1), rtol=1e-5)
 

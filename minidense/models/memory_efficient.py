@@ -35,8 +35,8 @@ grows linearly with its depth. The computed values, gradients and running statis
 the naive block's (tests/test_memory_efficient.py checks this in float64).
 """
 from .. import backend
-from ..autograd import Function, Tensor
-from ..ops.conv import ConvCache, conv2d_backward, conv2d_forward
+from ..autograd import ArrayFunction
+from ..ops.conv import conv2d_backward, conv2d_forward
 from ..ops.normalization import (batch_norm_backward, batch_norm_eval_forward,
                                  batch_norm_train_forward, update_running_stats)
 
@@ -68,14 +68,12 @@ class SharedStorage:
         return self.buffer[:, :channels]
 
 
-class SharedConcat(Function):
+class SharedConcat(ArrayFunction):
     """cat(features, axis=1) without a copy: the features already lie side by side in the storage.
 
     forward:  the view buffer[:, :c_0 + ... + c_j]
     backward: dL/dfeature_i = the slice of dL/dy in feature_i's channels (as for ``cat``)
     """
-
-    differentiable_backward = False
 
     def __init__(self, storage):
         self.storage = storage
@@ -90,25 +88,24 @@ class SharedConcat(Function):
 
     def backward(self, gy):
         grads, start = [], 0
-        for x in self.inputs:
-            stop = start + x.shape[1]
-            grads.append(Tensor(gy.data[:, start:stop]))
+        for shape in self.input_shapes:
+            stop = start + shape[1]
+            grads.append(gy[:, start:stop])
             start = stop
         return tuple(grads)
 
 
-class NormReluConvRecomputed(Function):
+class NormReluConvRecomputed(ArrayFunction):
     """y = conv(relu(batch_norm(x))), storing neither the BN nor the ReLU output.
 
     ``NormReluConvRecomputed(norm, conv)(x, gamma, beta, weight)`` with ``norm`` a BatchNorm2d
     and ``conv`` a Conv2d layer (their settings and running statistics are read from them).
-    backward recomputes z = batch_norm(x) and a = relu(z), then chains
+    Saved for backward: the inputs only (x is a view of the shared storage). backward recomputes
+    z = batch_norm(x) and a = relu(z), then chains
         conv backward  (dL/da, dL/dweight)
         relu backward  dL/dz = dL/da * [z > 0]
         BN backward    (dL/dx, dL/dgamma, dL/dbeta)
     """
-
-    differentiable_backward = False
 
     def __init__(self, norm, conv):
         self.training, self.eps, self.momentum = norm.training, norm.eps, norm.momentum
@@ -116,32 +113,37 @@ class NormReluConvRecomputed(Function):
         self.stride, self.padding = tuple(conv.stride), tuple(conv.padding)
 
     def _norm_relu(self, x, gamma, beta):
-        """(relu(BN(x)), BN cache); never touches the running statistics."""
+        """relu(BN(x)), x_hat, 1/sigma, and the batch mean and variance (None in evaluation);
+        never touches the running statistics."""
         if self.training:
-            z, cache = batch_norm_train_forward(x, gamma, beta, self.eps)
+            z, x_hat, inv_std, mean, var = batch_norm_train_forward(x, gamma, beta, self.eps)
         else:
-            z, cache = batch_norm_eval_forward(x, self.running_mean, self.running_var, gamma, beta,
-                                               self.eps)
+            z, x_hat, inv_std = batch_norm_eval_forward(x, self.running_mean, self.running_var,
+                                                        gamma, beta, self.eps)
+            mean = var = None
         xp = backend.get_array_module(z)
-        return xp.maximum(z, 0, out=z), cache     # ReLU in place: one array, not two
+        return xp.maximum(z, 0, out=z), x_hat, inv_std, mean, var   # ReLU in place: one array
 
     def forward(self, x, gamma, beta, weight):
-        activated, norm_cache = self._norm_relu(x, gamma, beta)
+        self.save_for_backward(x, gamma, beta, weight)
+        activated, _, _, mean, var = self._norm_relu(x, gamma, beta)
         if self.training:   # the only place the running statistics move
-            update_running_stats(self.running_mean, self.running_var, norm_cache, self.momentum)
-        y, _ = conv2d_forward(activated, weight, None, self.stride, self.padding)
-        return y          # activated, norm_cache and the conv cache are dropped here
+            update_running_stats(self.running_mean, self.running_var, mean, var,
+                                 x.size // x.shape[1], self.momentum)
+        return conv2d_forward(activated, weight, None, self.stride, self.padding)  # a, x_hat dropped
 
     def backward(self, gy):
-        x, gamma, beta, weight = (t.data for t in self.inputs)
-        activated, norm_cache = self._norm_relu(x, gamma, beta)           # recompute
-        conv_cache = ConvCache(activated, weight, False, self.stride, self.padding)
-        g_activated, g_weight, _ = conv2d_backward(gy.data, conv_cache,
-                                                   need_weight=self.inputs[3].requires_grad)
-        g_activated *= activated > 0                                       # ReLU backward
-        g_x, g_gamma, g_beta = batch_norm_backward(g_activated, norm_cache,
-                                                   *(t.requires_grad for t in self.inputs[:3]))
-        return tuple(None if g is None else Tensor(g) for g in (g_x, g_gamma, g_beta, g_weight))
+        x, gamma, beta, weight = self.saved_values
+        need_x, need_gamma, need_beta, need_weight = self.needs_input_grad
+        activated, x_hat, inv_std, _, _ = self._norm_relu(x, gamma, beta)      # recompute
+        g_activated, g_weight = conv2d_backward(gy, activated, weight, self.stride, self.padding,
+                                                need_x or need_gamma or need_beta, need_weight)
+        if g_activated is None:
+            return None, None, None, g_weight
+        g_activated *= activated > 0                                            # ReLU backward
+        g_x, g_gamma, g_beta = batch_norm_backward(g_activated, x_hat, inv_std, gamma,
+                                                   self.training, need_x, need_gamma, need_beta)
+        return g_x, g_gamma, g_beta, g_weight
 
 
 def norm_relu_conv_recomputed(norm, relu, conv, x):

@@ -3,12 +3,28 @@
 When an input was broadcast in the forward pass, its gradient is summed back to its own shape
 (``sum_to``): every copy of a broadcast value contributed to the output, so their gradients add.
 """
+import numpy
+
 from .. import backend
 from ..autograd import Function, ShapeError, Tensor
 from .shape import sum_to, transpose
 
 
-class Add(Function):
+class _Elementwise(Function):
+    """Two inputs combined element by element, after NumPy broadcasting."""
+
+    def __call__(self, a, b):
+        shapes = [tuple(v.shape) for v in (a, b) if hasattr(v, "shape")]
+        try:
+            numpy.broadcast_shapes(*shapes)
+        except ValueError:
+            raise ShapeError(f"{self.name}: shapes {', '.join(map(str, shapes))} cannot be "
+                             f"broadcast together; each axis, counted from the right, must have "
+                             f"equal sizes or size 1 (reshape one of them)") from None
+        return super().__call__(a, b)
+
+
+class Add(_Elementwise):
     """y = a + b.   dL/da = dL/dy,  dL/db = dL/dy   (each summed to its input's shape)"""
 
     def forward(self, a, b):
@@ -19,7 +35,7 @@ class Add(Function):
         return sum_to(gy, a.shape), sum_to(gy, b.shape)
 
 
-class Sub(Function):
+class Sub(_Elementwise):
     """y = a - b.   dL/da = dL/dy,  dL/db = -dL/dy"""
 
     def forward(self, a, b):
@@ -30,26 +46,28 @@ class Sub(Function):
         return sum_to(gy, a.shape), sum_to(-gy, b.shape)
 
 
-class Mul(Function):
+class Mul(_Elementwise):
     """y = a * b.   dL/da = dL/dy * b,  dL/db = dL/dy * a"""
 
     def forward(self, a, b):
         return a * b
 
     def backward(self, gy):
-        a, b = self.inputs
-        return sum_to(gy * b, a.shape), sum_to(gy * a, b.shape)
+        (a, b), (need_a, need_b) = self.inputs, self.needs_input_grad
+        return (sum_to(gy * b, a.shape) if need_a else None,
+                sum_to(gy * a, b.shape) if need_b else None)
 
 
-class Div(Function):
+class Div(_Elementwise):
     """y = a / b.   dL/da = dL/dy / b,  dL/db = -dL/dy * a / b**2"""
 
     def forward(self, a, b):
         return a / b
 
     def backward(self, gy):
-        a, b = self.inputs
-        return sum_to(gy / b, a.shape), sum_to(-gy * a / (b * b), b.shape)
+        (a, b), (need_a, need_b) = self.inputs, self.needs_input_grad
+        return (sum_to(gy / b, a.shape) if need_a else None,
+                sum_to(-gy * a / (b * b), b.shape) if need_b else None)
 
 
 class Neg(Function):
@@ -63,18 +81,29 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """y = x ** c for a constant c.   dL/dx = dL/dy * c * x ** (c - 1)"""
+    """y = x ** c for a constant c.   dL/dx = dL/dy * c * x ** (c - 1)
+
+    An integer tensor to a non-integer power gives float32, as in PyTorch (``[4, 9] ** 0.5`` is
+    ``[2., 3.]``); to a negative integer power it is an error, as in NumPy.
+    """
 
     def __init__(self, exponent):
         self.exponent = exponent
 
     def forward(self, x):
-        return x ** backend.get_array_module(x).asarray(self.exponent, dtype=x.dtype)
+        xp = backend.get_array_module(x)
+        integral = isinstance(self.exponent, (int, numpy.integer))
+        if x.dtype.kind in "iub" and integral and self.exponent < 0:
+            raise ValueError(f"pow: an integer tensor (dtype {x.dtype}) to the negative power "
+                             f"{self.exponent} has no integer result; convert it first, e.g. "
+                             f"x.float() ** {self.exponent}")
+        if x.dtype.kind in "iub" and not integral:
+            x = x.astype(xp.float32)
+        return x ** xp.asarray(self.exponent, dtype=x.dtype)
 
     def backward(self, gy):
         x, c = self.inputs[0], self.exponent
         return gy * c * x ** (c - 1)
-
 
 class MatMul(Function):
     """y = a @ b (batched over leading axes).   dL/da = dL/dy @ b^T,  dL/db = a^T @ dL/dy"""
@@ -89,8 +118,9 @@ class MatMul(Function):
         return a @ b
 
     def backward(self, gy):
-        a, b = self.inputs
-        return sum_to(gy @ transpose(b, -1, -2), a.shape), sum_to(transpose(a, -1, -2) @ gy, b.shape)
+        (a, b), (need_a, need_b) = self.inputs, self.needs_input_grad
+        return (sum_to(gy @ transpose(b, -1, -2), a.shape) if need_a else None,
+                sum_to(transpose(a, -1, -2) @ gy, b.shape) if need_b else None)
 
 
 def add(a, b):

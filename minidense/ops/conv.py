@@ -1,4 +1,4 @@
-"""2-D convolution: a readable loop version and a fast im2col version, checked against each other.
+"""2-D convolution: a readable loop version and two fast paths, all checked against each other.
 
 Shapes (NCHW, PyTorch's layout):
 
@@ -8,6 +8,12 @@ Shapes (NCHW, PyTorch's layout):
     y       (N, O, OH, OW)        OH = (H + 2 ph - kh) // sh + 1,  OW likewise
 
     y[n, o, r, s] = bias[o] + sum_{c,i,j} weight[o, c, i, j] * xpad[n, c, r*sh + i, s*sw + j]
+
+``conv2d_naive`` computes exactly this, one output pixel at a time. ``conv2d`` computes the same
+numbers by one of two paths, chosen in one place (``conv2d_forward`` / ``conv2d_backward``):
+
+    stride 1 (every convolution in a CIFAR DenseNet)   ->  shifted products
+    any other stride (e.g. an ImageNet stem's 7x7/2)   ->  im2col
 
 im2col turns the convolution into one matrix multiply. It copies every receptive field (window) of
 the padded input into a column:
@@ -25,26 +31,22 @@ into the window it came from (windows overlap when stride < kernel, so their gra
     dL/dcols = W2^T @ dL/dy[n]          dL/dx = col2im(dL/dcols)
     dL/dbias = dL/dy summed over n, r, s
 
-A 1x1 kernel with stride 1 and no padding needs no im2col at all: cols[n] is x[n] viewed as a
-(C, H*W) matrix. DenseNet-BC's bottleneck layers are such convolutions.
-
-The fast path for stride 1 (every convolution in a CIFAR DenseNet) avoids the columns altogether.
-im2col copies the input kh*kw times (9x for 3x3), and with only O = k = 12 output channels the
-matmul that follows is thin and memory-bound. Take the product the other way round: multiply
-first, on the input as it is, then shift and add the kh*kw partial outputs, which have only O
-channels each:
+Shifted products (stride 1) avoid the columns altogether. im2col copies the input kh*kw times (9x
+for 3x3), and with only O = k = 12 output channels the matmul that follows is thin and
+memory-bound. Take the product the other way round: multiply first, on the input as it is, then
+shift and add the kh*kw partial outputs, which have only O channels each:
 
     partial[i, j] = weight[:, :, i, j] @ x                 one matmul: (kh*kw*O, C) @ (C, N*H*W)
     y[:, :, r, s] = sum_{i,j} partial[i, j][:, :, r + i - ph, s + j - pw]     (shift and add)
 
-The backward pass mirrors it: shift dL/dy into the kh*kw positions (a small im2col of dL/dy, which
-has O channels, not C), then one matmul each for dL/dx and dL/dweight. Same arithmetic, far less
-memory traffic; ``conv2d_naive`` and the im2col path check it in the tests.
+A 1x1 kernel without padding has one offset and no shift: the convolution is that one matmul
+(DenseNet-BC's bottleneck layers and the transitions). The backward pass mirrors it: shift dL/dy
+into the kh*kw positions (a small im2col of dL/dy, which has O channels, not C), then one matmul
+each for dL/dx and dL/dweight. Same arithmetic, far less memory traffic; the tests check both
+paths against ``conv2d_naive``.
 """
-from collections import namedtuple
-
 from .. import backend
-from ..autograd import Function, ShapeError, Tensor
+from ..autograd import ArrayFunction, ShapeError
 
 
 # ----------------------------------------------------------------------------------------------
@@ -181,11 +183,8 @@ def col2im_naive(cols, x_shape, kernel_size, stride=1, padding=0):
 
 
 # ----------------------------------------------------------------------------------------------
-# Convolution on arrays: forward returns (y, cache), backward takes (dL/dy, cache)
+# Convolution on arrays: the one place where the path is chosen
 # ----------------------------------------------------------------------------------------------
-ConvCache = namedtuple("ConvCache", "x weight has_bias stride padding")
-
-
 def check_conv_inputs(op, x, weight, bias, stride, padding):
     """Shapes and dtypes of a convolution's inputs; returns the output size (OH, OW)."""
     if weight.ndim != 4:
@@ -205,64 +204,65 @@ def check_conv_inputs(op, x, weight, bias, stride, padding):
     return size
 
 
-def is_pointwise(weight_shape, stride, padding):
-    """A 1x1 kernel, stride 1, no padding: the convolution is a plain matrix multiply per image."""
-    return tuple(weight_shape[2:]) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
-
-
-def _columns(x, weight_shape, stride, padding):
-    """x as the (N, C*kh*kw, OH*OW) matrix the matmul needs (a free reshape for 1x1 kernels)."""
-    if is_pointwise(weight_shape, stride, padding):
-        n, c, h, w = x.shape
-        return x.reshape(n, c, h * w)
-    return im2col(x, weight_shape[2:], stride, padding)
-
-
 def conv2d_forward(x, weight, bias=None, stride=1, padding=0):
-    """y = conv2d(x, weight) + bias on arrays. Returns (y, cache) for ``conv2d_backward``.
+    """y = conv2d(x, weight) + bias on arrays, by one of two paths with the same result:
 
-    The cache keeps x, not the columns: backward rebuilds them, which costs one im2col but saves
-    kh*kw copies of the input (9x for 3x3 kernels) for as long as the graph lives.
+        stride 1      shifted products: multiply first, then shift and add   (_stride1_forward)
+        other stride  im2col, then one matmul                                (_im2col_forward)
     """
     stride = pair(stride, "stride", "conv2d", 1)
     padding = pair(padding, "padding", "conv2d", 0)
-    oh, ow = check_conv_inputs("conv2d", x, weight, bias, stride, padding)
+    check_conv_inputs("conv2d", x, weight, bias, stride, padding)
+    if stride == (1, 1):
+        y = _stride1_forward(x, weight, padding)
+    else:
+        y = _im2col_forward(x, weight, stride, padding)
+    if bias is not None:
+        y += bias.reshape(1, -1, 1, 1)
+    return y
+
+
+def conv2d_backward(gy, x, weight, stride=1, padding=0, need_x=True, need_weight=True):
+    """(dL/dx, dL/dweight) of conv2d from dL/dy, by the path the forward pass took; None where
+    not needed. (dL/dbias is dL/dy summed over batch and pixels: it needs neither x nor weight.)"""
+    stride = pair(stride, "stride", "conv2d", 1)
+    padding = pair(padding, "padding", "conv2d", 0)
+    if stride == (1, 1):
+        return _stride1_backward(gy, x, weight, padding, need_x, need_weight)
+    return _im2col_backward(gy, x, weight, stride, padding, need_x, need_weight)
+
+
+# ----------------------------------------------------------------------------------------------
+# Any stride: im2col, then one matmul (see the module docstring)
+# ----------------------------------------------------------------------------------------------
+def _im2col_forward(x, weight, stride, padding):
+    """y[n] = W2 @ cols[n], with W2 the weight as an (O, C*kh*kw) matrix."""
     xp = backend.get_array_module(x)
     out_channels = weight.shape[0]
-    if tuple(stride) == (1, 1):
-        y = _stride1_forward(x, weight, padding)                    # (N, O, OH, OW)
-    else:
-        cols = _columns(x, weight.shape, stride, padding)          # (N, C*kh*kw, OH*OW)
-        y = xp.matmul(weight.reshape(out_channels, -1), cols)      # (N, O, OH*OW)
-    y = y.reshape(x.shape[0], out_channels, oh, ow)
-    if bias is not None:
-        y += bias.reshape(1, out_channels, 1, 1)
-    return y, ConvCache(x, weight, bias is not None, tuple(stride), tuple(padding))
+    oh, ow = check_windows("conv2d", x.shape, weight.shape[2:], stride, padding)
+    cols = im2col(x, weight.shape[2:], stride, padding)                # (N, C*kh*kw, OH*OW)
+    y = xp.matmul(weight.reshape(out_channels, -1), cols)              # (N, O, OH*OW)
+    return y.reshape(x.shape[0], out_channels, oh, ow)
 
 
-def conv2d_backward(gy, cache, need_x=True, need_weight=True, need_bias=True):
-    """Gradients (dL/dx, dL/dweight, dL/dbias) of conv2d from dL/dy; None where not needed."""
-    x, weight = cache.x, cache.weight
+def _im2col_backward(gy, x, weight, stride, padding, need_x, need_weight):
+    """dL/dW2 = sum_n dL/dy[n] @ cols[n]^T,   dL/dx = col2im(W2^T @ dL/dy[n]).
+
+    The columns are rebuilt here rather than kept from the forward pass: one more im2col, but the
+    graph does not hold kh*kw copies of the input (9x for 3x3 kernels) until backward.
+    """
     xp = backend.get_array_module(gy)
     n, out_channels = gy.shape[:2]
-    gb = gy.sum(axis=(0, 2, 3)) if need_bias and cache.has_bias else None
-    if cache.stride == (1, 1):
-        gx, gw = _stride1_backward(gy, x, weight, cache.padding, need_x, need_weight)
-        return gx, gw, gb
-    gy = gy.reshape(n, out_channels, -1)                            # (N, O, OH*OW)
-    w2 = weight.reshape(out_channels, -1)                           # (O, C*kh*kw)
+    gy = gy.reshape(n, out_channels, -1)                               # (N, O, OH*OW)
     gx = gw = None
     if need_weight:
-        cols = _columns(x, weight.shape, cache.stride, cache.padding)
+        cols = im2col(x, weight.shape[2:], stride, padding)
         # sum over images of dL/dy[n] @ cols[n]^T: a batched matmul, then a small sum
         gw = xp.matmul(gy, cols.transpose(0, 2, 1)).sum(axis=0).reshape(weight.shape)
     if need_x:
-        gcols = xp.matmul(w2.T, gy)                                  # (N, C*kh*kw, OH*OW)
-        if is_pointwise(weight.shape, cache.stride, cache.padding):
-            gx = gcols.reshape(x.shape)
-        else:
-            gx = col2im(gcols, x.shape, weight.shape[2:], cache.stride, cache.padding)
-    return gx, gw, gb
+        gcols = xp.matmul(weight.reshape(out_channels, -1).T, gy)      # (N, C*kh*kw, OH*OW)
+        gx = col2im(gcols, x.shape, weight.shape[2:], stride, padding)
+    return gx, gw
 
 
 # ----------------------------------------------------------------------------------------------
@@ -342,31 +342,32 @@ def _stride1_backward(gy, x, weight, padding, need_x, need_weight):
     return gx, gw
 
 
-class Conv2d(Function):
-    """y = conv2d(x, weight) + bias via im2col and one matmul (see the module docstring).
+class Conv2d(ArrayFunction):
+    """y = conv2d(x, weight) + bias; the module docstring has the math of both paths:
 
-    dL/dweight = sum_n dL/dy[n] @ cols[n]^T,   dL/dx = col2im(weight^T @ dL/dy),
+        stride 1       y = sum_(i,j) shift_(i,j)(weight[:, :, i, j] @ x)     shifted products
+        other strides  y[n] = W2 @ im2col(x)[n]                              im2col
+
+    dL/dx and dL/dweight come from ``conv2d_backward``, by the same path as the forward pass;
     dL/dbias = dL/dy summed over batch and pixels.
 
     Called as ``Conv2d(stride, padding)(x, weight)`` or ``(x, weight, bias)``. Its ``forward`` and
     ``backward`` use ``conv2d_forward`` / ``conv2d_backward``, which work on plain arrays too.
     """
 
-    differentiable_backward = False
-
     def __init__(self, stride=1, padding=0):
         self.stride = pair(stride, "stride", "conv2d", 1)
         self.padding = pair(padding, "padding", "conv2d", 0)
 
     def forward(self, x, weight, bias=None):
-        y, self.cache = conv2d_forward(x, weight, bias, self.stride, self.padding)
-        return y
+        self.save_for_backward(x, weight)
+        return conv2d_forward(x, weight, bias, self.stride, self.padding)
 
     def backward(self, gy):
-        needs = [t.requires_grad for t in self.inputs] + [False]
-        gx, gw, gb = conv2d_backward(gy.data, self.cache, *needs[:3])
-        grads = tuple(None if g is None else Tensor(g) for g in (gx, gw, gb))
-        return grads[:len(self.inputs)]
+        x, weight = self.saved_values
+        need_x, need_weight, *need_bias = self.needs_input_grad     # need_bias: [] without bias
+        gx, gw = conv2d_backward(gy, x, weight, self.stride, self.padding, need_x, need_weight)
+        return (gx, gw) + tuple(gy.sum(axis=(0, 2, 3)) if need else None for need in need_bias)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
@@ -378,7 +379,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 # ----------------------------------------------------------------------------------------------
 # The reference: a convolution written as the formula, with explicit loops
 # ----------------------------------------------------------------------------------------------
-class Conv2dNaive(Function):
+class Conv2dNaive(ArrayFunction):
     """The same convolution, one output pixel at a time (slow; for reading and testing).
 
     forward:  y[n, o, r, s] = bias[o] + sum(weight[o] * window(n, r, s))
@@ -388,16 +389,14 @@ class Conv2dNaive(Function):
               dL/dbias[o]         += dL/dy[n, o, r, s]
     """
 
-    differentiable_backward = False
-
     def __init__(self, stride=1, padding=0):
         self.stride = pair(stride, "stride", "conv2d_naive", 1)
         self.padding = pair(padding, "padding", "conv2d_naive", 0)
 
-    def _windows(self, out_shape):
+    def _windows(self, out_shape, kernel):
         """(n, o, r, s, rows, cols) for every output pixel, rows/cols the slices of its window."""
         n, out_channels, oh, ow = out_shape
-        (sh, sw), (kh, kw) = self.stride, self.kernel
+        (sh, sw), (kh, kw) = self.stride, kernel
         for b in range(n):
             for o in range(out_channels):
                 for r in range(oh):
@@ -407,28 +406,27 @@ class Conv2dNaive(Function):
     def forward(self, x, weight, bias=None):
         oh, ow = check_conv_inputs("conv2d_naive", x, weight, bias, self.stride, self.padding)
         xp = backend.get_array_module(x)
-        self.kernel = weight.shape[2:]
-        self.xpad = pad2d(x, self.padding)
+        xpad = pad2d(x, self.padding)
+        self.save_for_backward(xpad, weight)
         y = xp.zeros((x.shape[0], weight.shape[0], oh, ow), dtype=x.dtype)
-        for b, o, r, s, rows, cols in self._windows(y.shape):
-            y[b, o, r, s] = (self.xpad[b, :, rows, cols] * weight[o]).sum()
+        for b, o, r, s, rows, cols in self._windows(y.shape, weight.shape[2:]):
+            y[b, o, r, s] = (xpad[b, :, rows, cols] * weight[o]).sum()
             if bias is not None:
                 y[b, o, r, s] += bias[o]
         return y
 
     def backward(self, gy):
-        gy = gy.data
-        x, weight = self.inputs[0].data, self.inputs[1].data
+        xpad, weight = self.saved_values
         xp = backend.get_array_module(gy)
-        gxpad, gw = xp.zeros_like(self.xpad), xp.zeros_like(weight)
-        for b, o, r, s, rows, cols in self._windows(gy.shape):
+        gxpad, gw = xp.zeros_like(xpad), xp.zeros_like(weight)
+        for b, o, r, s, rows, cols in self._windows(gy.shape, weight.shape[2:]):
             gxpad[b, :, rows, cols] += gy[b, o, r, s] * weight[o]
-            gw[o] += gy[b, o, r, s] * self.xpad[b, :, rows, cols]
-        (ph, pw), (h, w) = self.padding, x.shape[2:]
-        grads = [Tensor(gxpad[:, :, ph:ph + h, pw:pw + w]), Tensor(gw)]
-        if len(self.inputs) == 3:
-            grads.append(Tensor(gy.sum(axis=(0, 2, 3))))
-        return tuple(grads)
+            gw[o] += gy[b, o, r, s] * xpad[b, :, rows, cols]
+        (ph, pw), (h, w) = self.padding, self.input_shapes[0][2:]
+        grads = (gxpad[:, :, ph:ph + h, pw:pw + w], gw)
+        if len(self.input_shapes) == 3:
+            grads += (gy.sum(axis=(0, 2, 3)),)
+        return grads
 
 
 def conv2d_naive(x, weight, bias=None, stride=1, padding=0):

@@ -16,13 +16,8 @@ the channel's M values). The running statistics move towards the batch's,
 
 Evaluation uses the running statistics, which are constants, so dL/dx = dL/dy * gamma / sigma.
 """
-from collections import namedtuple
-
 from .. import backend
-from ..autograd import Function, ShapeError, Tensor
-
-BatchNormCache = namedtuple("BatchNormCache", "x_hat inv_std gamma mean var count training")
-
+from ..autograd import ArrayFunction, ShapeError, Tensor
 
 def channel_sum(a, b=None):
     """Per channel c: the sum of a[n, c, h, w] over n, h, w, or of a * b without storing the
@@ -52,8 +47,9 @@ def check_batch_norm_inputs(x, *per_channel):
 
 
 def batch_norm_train_forward(x, gamma, beta, eps=1e-5):
-    """Normalise with the batch's own statistics. Returns (y, cache); the cache holds x_hat,
-    1/sigma, gamma and the batch mean and biased variance (for the running-statistics update).
+    """Normalise with the batch's own statistics. Returns (y, x_hat, inv_std, mean, var): what
+    the backward pass needs (x_hat and 1/sigma, shaped to broadcast) and the batch mean and
+    biased variance, each of shape (C,), for the running statistics.
 
     The variance is computed from the centred values, mean((x - mu)^2), not as E[x^2] - mu^2:
     the shortcut loses every digit to cancellation in float32 when |mu| >> sigma, and the centred
@@ -71,11 +67,11 @@ def batch_norm_train_forward(x, gamma, beta, eps=1e-5):
     x_hat *= inv_std                                       # in place: no second x-sized buffer
     y = x_hat * _per_channel(gamma, x.ndim)
     y += _per_channel(beta, x.ndim)
-    return y, BatchNormCache(x_hat, inv_std, gamma, mean.reshape(-1), var.reshape(-1), count, True)
+    return y, x_hat, inv_std, mean.reshape(-1), var.reshape(-1)
 
 
 def batch_norm_eval_forward(x, running_mean, running_var, gamma, beta, eps=1e-5):
-    """Normalise with fixed (running) statistics. Returns (y, cache)."""
+    """Normalise with fixed (running) statistics. Returns (y, x_hat, inv_std)."""
     xp = backend.get_array_module(x)
     mean = _per_channel(running_mean.astype(x.dtype, copy=False), x.ndim)
     var = _per_channel(running_var.astype(x.dtype, copy=False), x.ndim)
@@ -84,21 +80,22 @@ def batch_norm_eval_forward(x, running_mean, running_var, gamma, beta, eps=1e-5)
     x_hat *= inv_std
     y = x_hat * _per_channel(gamma, x.ndim)
     y += _per_channel(beta, x.ndim)
-    return y, BatchNormCache(x_hat, inv_std, gamma, None, None, x.size // x.shape[1], False)
+    return y, x_hat, inv_std
 
 
-def batch_norm_backward(gy, cache, need_x=True, need_gamma=True, need_beta=True):
-    """(dL/dx, dL/dgamma, dL/dbeta) from dL/dy and a forward cache (training or evaluation)."""
-    x_hat = cache.x_hat
+def batch_norm_backward(gy, x_hat, inv_std, gamma, training, need_x=True, need_gamma=True,
+                        need_beta=True):
+    """(dL/dx, dL/dgamma, dL/dbeta) from dL/dy and what the forward pass returned; None where not
+    needed. ``training``: the statistics were the batch's (they depend on x) or fixed ones."""
     sum_gy = channel_sum(gy)                                # also dL/dbeta
-    sum_gy_xhat = channel_sum(gy, x_hat)                    # also dL/dgamma
+    sum_gy_xhat = channel_sum(gy, x_hat) if need_x and training or need_gamma else None
     gx = None
     if need_x:
-        scale = _per_channel(cache.gamma, gy.ndim) * cache.inv_std
-        if cache.training:
+        scale = _per_channel(gamma, gy.ndim) * inv_std
+        if training:
             # gx = (scale / m) * (m * gy - sum_gy - x_hat * sum_gy_xhat), computed in place:
             # the same arithmetic in the same order, without four x-sized temporaries
-            m = cache.count
+            m = gy.size // gy.shape[1]
             gx = m * gy
             gx -= _per_channel(sum_gy, gy.ndim)
             gx -= x_hat * _per_channel(sum_gy_xhat, gy.ndim)
@@ -108,26 +105,28 @@ def batch_norm_backward(gy, cache, need_x=True, need_gamma=True, need_beta=True)
     return gx, (sum_gy_xhat if need_gamma else None), (sum_gy if need_beta else None)
 
 
-def update_running_stats(running_mean, running_var, cache, momentum):
-    """Move the running statistics (arrays, updated in place) towards the batch's (from a
-    training cache); the variance is stored unbiased, var * M / (M - 1)."""
-    unbiased_var = cache.var * (cache.count / (cache.count - 1))
+def update_running_stats(running_mean, running_var, mean, var, count, momentum):
+    """Move the running statistics (arrays, updated in place) towards the batch's mean and biased
+    variance over ``count`` values per channel; the variance is stored unbiased,
+    var * count / (count - 1)."""
+    unbiased_var = var * (count / (count - 1))
     running_mean *= 1 - momentum
-    running_mean += momentum * cache.mean.astype(running_mean.dtype, copy=False)
+    running_mean += momentum * mean.astype(running_mean.dtype, copy=False)
     running_var *= 1 - momentum
     running_var += momentum * unbiased_var.astype(running_var.dtype, copy=False)
 
 
-class BatchNorm(Function):
+class BatchNorm(ArrayFunction):
     """y = gamma * (x - mu) / sqrt(var + eps) + beta per channel; the math is in the module docstring.
 
     ``BatchNorm(training, eps, running_mean, running_var, momentum)(x, gamma, beta)``. In training
     mode the forward pass updates ``running_mean``/``running_var`` (arrays) in place when they are
     given; pass None for them to normalise without touching any statistics (as a recomputation in
     a memory-efficient backward must). In evaluation mode they are required.
-    """
 
-    differentiable_backward = False
+    Saved for backward: x_hat, 1/sigma and gamma. Not x: the backward formula never reads it, so
+    the input (in DenseNet, the concatenation of all earlier feature maps) can be freed.
+    """
 
     def __init__(self, training, eps=1e-5, running_mean=None, running_var=None, momentum=0.1):
         self.training, self.eps, self.momentum = training, eps, momentum
@@ -141,22 +140,24 @@ class BatchNorm(Function):
                 raise TypeError(f"batch_norm: input is {x.dtype} but {name} is {a.dtype}; convert "
                                 f"one of them so both match")
         if self.training:
-            y, self.cache = batch_norm_train_forward(x, gamma, beta, self.eps)
+            y, x_hat, inv_std, mean, var = batch_norm_train_forward(x, gamma, beta, self.eps)
             if self.running_mean is not None and self.running_var is not None:
-                update_running_stats(self.running_mean, self.running_var, self.cache, self.momentum)
+                update_running_stats(self.running_mean, self.running_var, mean, var,
+                                     x.size // x.shape[1], self.momentum)
         else:
             if self.running_mean is None or self.running_var is None:
                 raise ValueError("batch_norm: evaluation mode (training=False) needs running_mean "
                                  "and running_var")
-            y, self.cache = batch_norm_eval_forward(x, self.running_mean, self.running_var,
-                                                    gamma, beta, self.eps)
+            y, x_hat, inv_std = batch_norm_eval_forward(x, self.running_mean, self.running_var,
+                                                        gamma, beta, self.eps)
         self.running_mean = self.running_var = None    # not needed by backward
+        self.save_for_backward(x_hat, inv_std, gamma)
         return y
 
     def backward(self, gy):
-        needs = [t.requires_grad for t in self.inputs]
-        grads = batch_norm_backward(gy.data, self.cache, *needs)
-        return tuple(None if g is None else Tensor(g) for g in grads)
+        x_hat, inv_std, gamma = self.saved_values
+        return batch_norm_backward(gy, x_hat, inv_std, gamma, self.training,
+                                   *self.needs_input_grad)
 
 
 class BatchNormReLU(BatchNorm):
@@ -164,15 +165,20 @@ class BatchNormReLU(BatchNorm):
     in place on batch norm's output (one stored array instead of two) and its backward folded in:
 
         dL/dz = dL/da * [a > 0]        (z: batch norm's output), then batch norm's backward
+
+    Saved for backward: batch norm's x_hat, 1/sigma and gamma, and a.
     """
 
     def forward(self, x, gamma, beta):
         z = super().forward(x, gamma, beta)
-        self.activated = backend.get_array_module(z).maximum(z, 0, out=z)
-        return self.activated
+        activated = backend.get_array_module(z).maximum(z, 0, out=z)
+        self.save_for_backward(*self.saved_values, activated)
+        return activated
 
     def backward(self, gy):
-        return super().backward(Tensor(gy.data * (self.activated > 0)))
+        x_hat, inv_std, gamma, activated = self.saved_values
+        return batch_norm_backward(gy * (activated > 0), x_hat, inv_std, gamma, self.training,
+                                   *self.needs_input_grad)
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,

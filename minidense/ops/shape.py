@@ -28,6 +28,8 @@ def keepdims_shape(shape, axis):
 class Reshape(Function):
     """y = x viewed with a new shape.   dL/dx = reshape(dL/dy, x.shape)"""
 
+    saves_inputs = False        # backward reads only the input's shape
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -38,7 +40,7 @@ class Reshape(Function):
             raise ShapeError(f"reshape: cannot view {x.shape} ({x.size} elements) as {self.shape}")
 
     def backward(self, gy):
-        return reshape(gy, self.inputs[0].shape)
+        return reshape(gy, self.input_shapes[0])
 
 
 def reshape(x, *shape):
@@ -112,6 +114,8 @@ def _is_advanced(index):
 class GetItem(Function):
     """y = x[index].   dL/dx = zeros with dL/dy scattered (added) back at index"""
 
+    saves_inputs = False
+
     def __init__(self, index):
         self.index = index
 
@@ -122,8 +126,7 @@ class GetItem(Function):
             raise IndexError(f"indexing a tensor of shape {x.shape} with {self.index!r}: {exc}")
 
     def backward(self, gy):
-        x = self.inputs[0]
-        return ScatterAdd(self.index, x.shape)(gy)
+        return ScatterAdd(self.index, self.input_shapes[0])(gy)
 
 
 class ScatterAdd(Function):
@@ -152,6 +155,8 @@ def getitem(x, index):
 class BroadcastTo(Function):
     """y = x repeated along new or size-1 axes.   dL/dx = dL/dy summed over those axes"""
 
+    saves_inputs = False
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -159,7 +164,7 @@ class BroadcastTo(Function):
         return backend.get_array_module(x).broadcast_to(x, self.shape)
 
     def backward(self, gy):
-        return sum_to(gy, self.inputs[0].shape)
+        return sum_to(gy, self.input_shapes[0])
 
 
 def broadcast_to(x, shape):
@@ -171,6 +176,8 @@ def broadcast_to(x, shape):
 class SumTo(Function):
     """y = x summed down to ``shape`` (undoes broadcasting).   dL/dx = broadcast dL/dy back"""
 
+    saves_inputs = False
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -178,7 +185,7 @@ class SumTo(Function):
         return sum_to_array(x, self.shape)
 
     def backward(self, gy):
-        return broadcast_to(gy, self.inputs[0].shape)
+        return broadcast_to(gy, self.input_shapes[0])
 
 
 def sum_to_array(x, shape):
@@ -197,7 +204,13 @@ def sum_to(x, shape):
 
 
 class Cat(Function):
-    """y = [x1, x2, ...] joined along ``axis``.   dL/dxi = the slice of dL/dy that xi filled"""
+    """y = [x1, x2, ...] joined along ``axis``.   dL/dxi = the slice of dL/dy that xi filled
+
+    Its backward reads only the sizes along ``axis``, so the inputs are not kept: in a dense
+    layer, the previous concatenation can be freed as soon as the new one is made.
+    """
+
+    saves_inputs = False
 
     def __init__(self, axis):
         self.axis = axis
@@ -212,7 +225,7 @@ class Cat(Function):
         return backend.get_array_module(*xs).concatenate(xs, axis=self.axis)
 
     def backward(self, gy):
-        sizes = [x.shape[self.axis] for x in self.inputs]
+        sizes = [shape[self.axis] for shape in self.input_shapes]
         return split(gy, sizes, axis=self.axis)
 
 
@@ -263,6 +276,8 @@ def split(x, split_size_or_sections, axis=0, dim=None):
 class Stack(Function):
     """y = [x1, x2, ...] stacked on a new ``axis``.   dL/dxi = dL/dy taken at index i of that axis"""
 
+    saves_inputs = False
+
     def __init__(self, axis):
         self.axis = axis
 
@@ -273,7 +288,7 @@ class Stack(Function):
 
     def backward(self, gy):
         head = (slice(None),) * (self.axis % gy.ndim)
-        return tuple(getitem(gy, head + (i,)) for i in range(len(self.inputs)))
+        return tuple(getitem(gy, head + (i,)) for i in range(len(self.input_shapes)))
 
 
 def stack(tensors, axis=0, dim=None):
@@ -283,16 +298,18 @@ def stack(tensors, axis=0, dim=None):
 class To(Function):
     """y = x on another device and/or with another float dtype.   dL/dx = dL/dy moved/cast back"""
 
+    saves_inputs = False        # backward needs the input's device and dtype, not its values
+
     def __init__(self, device, dtype):
         self.device, self.dtype = device, dtype
 
     def forward(self, x):
-        self.source = (backend.device_of(x), x.dtype)
+        self.input_device, self.input_dtype = backend.device_of(x), x.dtype
         y = backend.to_device(x, self.device) if self.device else x
         return y.astype(self.dtype) if self.dtype is not None and y.dtype != self.dtype else y
 
     def backward(self, gy):
-        return to(gy, *self.source)
+        return to(gy, self.input_device, self.input_dtype)
 
 
 def to(x, device=None, dtype=None):
