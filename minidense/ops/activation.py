@@ -85,9 +85,19 @@ class LogSoftmax(Function):
 
 def softmax(x, axis=-1, dim=None):
     """Softmax along ``axis`` (``dim`` is accepted as PyTorch's name for it)."""
+    _require_floating("softmax", x)
     return Softmax(normalize_axis(axis if dim is None else None, dim))(x)
 
 
 def log_softmax(x, axis=-1, dim=None):
     """log(softmax(x)) computed stably along ``axis`` (``dim`` accepted as an alias)."""
+    _require_floating("log_softmax", x)
     return LogSoftmax(normalize_axis(axis if dim is None else None, dim))(x)
+
+
+def _require_floating(op, x):
+    """Probabilities need a floating dtype; like PyTorch, refuse integer and bool tensors."""
+    dtype = x.data.dtype if isinstance(x, Tensor) else getattr(x, "dtype", None)
+    if dtype is not None and dtype.kind not in "fc":
+        raise TypeError(f"{op}: the input has dtype {dtype}, but {op} needs floating-point "
+                        f"values; convert it first, e.g. x.float()")

@@ -38,6 +38,8 @@ def class_targets(op, scores, targets):
 
 def _reduce(op, losses, reduction):
     if reduction == "mean":
+        if losses.data.size == 0:      # the mean of no losses is NaN, as in PyTorch
+            return losses.sum() * float("nan")
         return losses.mean()
     if reduction == "sum":
         return losses.sum()

@@ -15,14 +15,12 @@ first transition (2x2 windows, batch 64) pools in 25 ms this way and in 115 ms a
 (N, C, OH, 2, OW, 2) and a mean over the two inner axes, which NumPy reduces slowly.
 """
 from .. import backend
-from ..autograd import Function, ShapeError, Tensor
+from ..autograd import ArrayFunction, ShapeError
 from .conv import check_windows, kernel_offsets, pad2d, pair
 
 
-class _Pool2d(Function):
+class _Pool2d(ArrayFunction):
     """What average and max pooling share: arguments, output size, and the slices per offset."""
-
-    differentiable_backward = False
 
     def __init__(self, op, kernel_size, stride=None, padding=0):
         self.op = op
@@ -41,12 +39,12 @@ class _Pool2d(Function):
 
     def _scatter_to_input(self, gy, gradient_at_offset):
         """dL/dx: add gradient_at_offset(k) into the slice of each offset k, then drop the padding."""
-        xp, x_shape = backend.get_array_module(gy), self.x_shape
+        xp, x_shape = backend.get_array_module(gy), self.input_shapes[0]
         (ph, pw), (h, w) = self.padding, x_shape[2:]
         gxpad = xp.zeros(x_shape[:2] + (h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
         for k, rows, columns in self._offsets(x_shape):
             gxpad[:, :, rows, columns] += gradient_at_offset(k)
-        return Tensor(gxpad[:, :, ph:ph + h, pw:pw + w])
+        return gxpad[:, :, ph:ph + h, pw:pw + w]
 
 
 class AvgPool2d(_Pool2d):
@@ -65,7 +63,7 @@ class AvgPool2d(_Pool2d):
         return out_size == (1, 1) and self.padding == (0, 0)
 
     def forward(self, x):
-        (kh, kw), self.x_shape = self.kernel, x.shape
+        kh, kw = self.kernel
         if self._is_global(x.shape):
             return x[:, :, :kh, :kw].mean(axis=(2, 3), keepdims=True)
         xpad = pad2d(x, self.padding)
@@ -79,12 +77,12 @@ class AvgPool2d(_Pool2d):
         return total / x.dtype.type(kh * kw)
 
     def backward(self, gy):
-        x_shape, (kh, kw) = self.x_shape, self.kernel
-        share = gy.data / gy.dtype.type(kh * kw)
+        x_shape, (kh, kw) = self.input_shapes[0], self.kernel
+        share = gy / gy.dtype.type(kh * kw)
         if self._is_global(x_shape):
             gx = backend.get_array_module(share).zeros(x_shape, dtype=gy.dtype)
             gx[:, :, :kh, :kw] = share            # (N, C, 1, 1) broadcast over the window
-            return Tensor(gx)
+            return gx
         return self._scatter_to_input(share, lambda k: share)
 
 
@@ -92,7 +90,8 @@ class MaxPool2d(_Pool2d):
     """y = max of each kh x kw window (padding is -inf, so it never wins).
 
     dL/dx[p] = sum over the windows w whose maximum is p of dL/dy[w]. With ties the first maximum
-    in the window (row by row) takes the whole gradient, as in PyTorch.
+    in the window (row by row) takes the whole gradient, as in PyTorch. A NaN in a window is its
+    maximum (the first NaN takes the gradient), so NaN propagates as in PyTorch.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0):
@@ -100,7 +99,6 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        self.x_shape = x.shape
         xpad = pad2d(x, self.padding, value=-float("inf"))
         best = winner = None
         for k, rows, columns in self._offsets(x.shape):
@@ -108,22 +106,24 @@ class MaxPool2d(_Pool2d):
             if best is None:
                 best, winner = candidate.copy(), xp.zeros(candidate.shape, dtype=xp.int32)
                 continue
-            better = candidate > best              # strictly greater: earlier offsets win ties
+            # strictly greater: earlier offsets win ties; a NaN wins over any number (PyTorch
+            # propagates NaN through max pooling)
+            better = (candidate > best) | (xp.isnan(candidate) & ~xp.isnan(best))
             xp.copyto(best, candidate, where=better)
             xp.copyto(winner, winner.dtype.type(k), where=better)   # a NumPy scalar, as CuPy wants
-        self.winner = winner                       # (N, C, OH, OW): which offset held the max
+        self.save_for_backward(winner)             # (N, C, OH, OW): which offset held the max
         return best
 
     def backward(self, gy):
-        gy = gy.data
+        (winner,) = self.saved_values
         xp, zero = backend.get_array_module(gy), gy.dtype.type(0)
 
         def gradient_at_offset(k):                 # dL/dy where offset k won, 0 elsewhere
-            return xp.where(self.winner == k, gy, zero)
+            return xp.where(winner == k, gy, zero)
         return self._scatter_to_input(gy, gradient_at_offset)
 
 
-class AdaptiveAvgPool2d(Function):
+class AdaptiveAvgPool2d(ArrayFunction):
     """Average pooling to a fixed output size (oh, ow), windows chosen by the input size: output
     cell (r, s) averages rows floor(r H / oh) .. ceil((r + 1) H / oh) - 1 (columns likewise).
 
@@ -131,8 +131,6 @@ class AdaptiveAvgPool2d(Function):
 
     (adaptive_avg_pool2d uses the faster AvgPool2d whenever H and W divide evenly.)
     """
-
-    differentiable_backward = False
 
     def __init__(self, output_size):
         self.output_size = output_size
@@ -153,14 +151,13 @@ class AdaptiveAvgPool2d(Function):
         return y
 
     def backward(self, gy):
-        gy = gy.data
         xp = backend.get_array_module(gy)
-        x_shape = self.inputs[0].shape
+        x_shape = self.input_shapes[0]
         gx = xp.zeros(x_shape, dtype=gy.dtype)
         for r, s, rows, cols in self._cells(x_shape):
             area = (rows.stop - rows.start) * (cols.stop - cols.start)
             gx[:, :, rows, cols] += (gy[:, :, r, s] / gy.dtype.type(area))[:, :, None, None]
-        return Tensor(gx)
+        return gx
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
