@@ -327,20 +327,24 @@ class Module:
                 if tuple(value.shape) != own[key].shape:
                     mismatched.append(f"  {key}: shape {tuple(value.shape)} in the state dict, "
                                       f"{own[key].shape} in the model")
-                values[key] = value
+                elif value.dtype.kind not in "biuf":
+                    mismatched.append(f"  {key}: dtype {value.dtype} in the state dict, which is "
+                                      f"not a number type")
+                else:       # converted before anything is copied: all or nothing
+                    values[key] = value.astype(own[key].dtype, copy=False)
         problems = []
         if strict and missing:
             problems.append("Missing keys: " + ", ".join(missing))
         if strict and unexpected:
             problems.append("Unexpected keys: " + ", ".join(unexpected))
         if mismatched:
-            problems.append("Shape mismatches:\n" + "\n".join(mismatched))
+            problems.append("Shape or dtype mismatches:\n" + "\n".join(mismatched))
         if problems:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n"
                                + "\n".join(problems))
         for key, value in values.items():
             target = own[key]
-            target.data[...] = backend.to_device(value.astype(target.dtype), target.device)
+            target.data[...] = backend.to_device(value, target.device)
         return IncompatibleKeys(missing, unexpected)
 
     # -- calling and printing -------------------------------------------------------------------
