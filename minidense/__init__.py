@@ -11,8 +11,8 @@ Where things live: autograd.py (Tensor, Function, backward) -> ops/ (each op's f
 import numpy as _np
 
 from . import backend
-from .autograd import (Function, ShapeError, Tensor, enable_grad, grad, is_grad_enabled, no_grad,
-                       set_grad_enabled)
+from .autograd import (ArrayFunction, Function, ShapeError, Tensor, enable_grad, grad,
+                       is_grad_enabled, no_grad, set_grad_enabled)
 from .backend import cuda_available
 from .creation import (arange, full, ones, ones_like, rand, randn, randn_like, tensor, zeros,
                        zeros_like)

@@ -392,6 +392,19 @@ def run_backward(roots, root_grads, retain_graph=None, create_graph=False, input
         return tuple(wanted[id(t)] for t in inputs)
 
 
+def zero_grads(tensors, set_to_none=True):
+    """Forget the accumulated gradients of ``tensors`` (they add up over backward calls):
+    ``grad = None`` (the default, as in PyTorch) or filled with zeros in place. What
+    ``Module.zero_grad`` and ``Optimizer.zero_grad`` do."""
+    for tensor in tensors:
+        if tensor.grad is None:
+            continue
+        if set_to_none:
+            tensor.grad = None
+        else:
+            tensor.grad.data[...] = 0
+
+
 def _zeros(shape, dtype, like):
     return Tensor(backend.get_array_module(like).zeros(shape, dtype=dtype))
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import minidense as md
+import minidense.nn as nn
 import minidense.nn.functional as F
 
 
@@ -46,10 +47,22 @@ def test_dropout_gradient_uses_the_same_mask(randt):
     assert set(np.round(np.unique(mask), 6)) <= {0.0, round(1 / 0.6, 6)}
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
+@pytest.mark.parametrize("p", [-0.1, 1.5])
 def test_dropout_rejects_bad_probabilities(p):
-    with pytest.raises(ValueError, match=rf"dropout: .* \[0, 1\), got {p}"):
+    with pytest.raises(ValueError, match=rf"dropout: .* \[0, 1\], got {p}"):
         F.dropout(md.ones(2), p)
+
+
+def test_dropout_with_p_one_zeroes_everything_and_its_gradient(randt):
+    x = randt(3, 4)
+    y = F.dropout(x, 1.0, training=True)
+    np.testing.assert_array_equal(y.numpy(), np.zeros((3, 4)))
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((3, 4)))
+    drop = nn.Dropout(1.0)
+    np.testing.assert_array_equal(drop(md.ones(2, 5)).numpy(), np.zeros((2, 5)))
+    drop.eval()
+    np.testing.assert_array_equal(drop(md.ones(2, 5)).numpy(), np.ones((2, 5)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,6 +169,17 @@ def test_linear_value_and_gradcheck(randt):
     np.testing.assert_allclose(F.linear(x, w, b).numpy(), x.numpy() @ w.numpy().T + b.numpy())
     md.gradcheck(F.linear, (x, w, b))
     md.gradcheck(lambda x, w: F.linear(x, w), (x, w))
+
+
+def test_linear_accepts_one_sample_as_a_1d_input(randt):
+    x, w, b = randt(3), randt(2, 3), randt(2)
+    y = F.linear(x, w, b)
+    assert y.shape == (2,)
+    np.testing.assert_allclose(y.numpy(), w.numpy() @ x.numpy() + b.numpy())
+    md.gradcheck(F.linear, (x, w, b))
+    layer = nn.Linear(3, 2)
+    np.testing.assert_allclose(layer(md.tensor([1.0, 2.0, 3.0])).numpy(),
+                               layer(md.tensor([[1.0, 2.0, 3.0]])).numpy()[0], rtol=1e-6)
 
 
 def test_linear_feature_mismatch_names_the_shapes():

@@ -179,3 +179,121 @@ def test_to_moves_dtype_with_gradient():
     assert x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
     assert x.to("cpu") is x
+
+
+# -- what the engine tells an op, and what the graph keeps -----------------------------------------
+class _Recorder(md.Function):
+    """y = a * b, recording what the engine says and what it asks for."""
+
+    seen = []
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        _Recorder.seen.append(self.needs_input_grad)
+        need_a, need_b = self.needs_input_grad
+        return (gy * b if need_a else None), (gy * a if need_b else None)
+
+
+def test_function_sees_which_inputs_need_grad():
+    _Recorder.seen = []
+    a = md.tensor([2.0, 3.0], requires_grad=True)
+    b = md.tensor([5.0, 7.0])                            # a constant: nobody needs its gradient
+    _Recorder()(a, b).sum().backward()
+    assert _Recorder.seen == [(True, False)]
+    np.testing.assert_array_equal(a.grad.numpy(), [5.0, 7.0])
+    assert b.grad is None
+    with md.no_grad():
+        op = _Recorder()
+        op(a, b)
+    assert op.needs_input_grad == (False, False)
+
+
+def test_builtin_ops_skip_gradients_nobody_needs(rng):
+    x = md.tensor(rng.standard_normal((2, 3, 5, 5)))     # data: no gradient wanted
+    w = md.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    y = md.nn.functional.conv2d(x, w, padding=1)
+    op = y.creator
+    assert op.needs_input_grad == (False, True)
+    (gx, gw) = op.backward(np.ones(y.shape))
+    assert gx is None and gw.shape == (4, 3, 3, 3)
+
+
+class _ArraySquare(md.ArrayFunction):
+    """y = x^2 on arrays, backward on arrays: dL/dx = 2 x dL/dy."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return x * x
+
+    def backward(self, gy):
+        (x,) = self.saved_values
+        return 2 * x * gy
+
+
+def test_array_function_saves_what_backward_reads_and_is_gradchecked(rng):
+    x = md.tensor(rng.standard_normal((3, 2)), dtype=md.float64, requires_grad=True)
+    md.gradcheck(lambda t: _ArraySquare()(t), (x,))
+    y = _ArraySquare()(x)
+    assert y.creator.inputs is None and len(y.creator.saved_values) == 1
+    y.sum().backward()
+    assert y.creator.saved_values == ()              # freed by backward
+    with pytest.raises(RuntimeError, match="create_graph=True is not supported"):
+        md.grad(_ArraySquare()(x).sum(), [x], create_graph=True)
+
+
+def test_old_style_array_backward_still_works():
+    """A Function that sets differentiable_backward = False and wraps arrays itself."""
+    class Concat(md.Function):
+        differentiable_backward = False
+
+        def forward(self, *arrays):
+            self.sizes = [a.shape[1] for a in arrays]
+            return np.concatenate(arrays, axis=1)
+
+        def backward(self, grad):
+            parts = np.split(grad.data, np.cumsum(self.sizes)[:-1], axis=1)
+            return tuple(md.Tensor(p) for p in parts)
+
+    a = md.tensor(np.ones((2, 1)), requires_grad=True)
+    b = md.tensor(np.ones((2, 2)), requires_grad=True)
+    (Concat()(a, b) * md.tensor([[1.0, 2.0, 3.0]])).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [[1.0], [1.0]])
+    np.testing.assert_array_equal(b.grad.numpy(), [[2.0, 3.0], [2.0, 3.0]])
+
+
+def test_batch_norm_and_cat_do_not_keep_their_inputs_alive():
+    import gc
+    import weakref
+    x = md.randn(4, 3, 2, 2, requires_grad=True)
+    gamma, beta = md.ones(3, requires_grad=True), md.zeros(3, requires_grad=True)
+    joined = md.cat([x, x * 2.0], axis=1)
+    watch = weakref.ref(joined.data)
+    y = md.nn.functional.batch_norm(md.cat([joined, x], axis=1), None, None,
+                                    md.ones(9, requires_grad=True), md.zeros(9), training=True)
+    del joined
+    gc.collect()
+    assert watch() is None                 # neither cat nor batch norm holds the concatenation
+    y.sum().backward()                     # and backward still works
+    assert x.grad.shape == (4, 3, 2, 2)
+
+
+def test_retain_grad_after_use_and_grad_of_intermediate():
+    a = md.tensor([1.0, 2.0], requires_grad=True)
+    b = md.cat([a, a], axis=0)
+    c = (b * b).sum()
+    b.retain_grad()                        # asked for after b was used: still honoured
+    c.backward(retain_graph=True)
+    np.testing.assert_array_equal(b.grad.numpy(), [2.0, 4.0, 2.0, 4.0])
+    (gb,) = md.grad(c, [b])
+    np.testing.assert_array_equal(gb.numpy(), [2.0, 4.0, 2.0, 4.0])
+
+
+def test_errors_keep_their_kind():
+    with pytest.raises(ValueError, match=r"pow: an integer tensor .* negative power -1") as info:
+        md.tensor([4, 9]) ** -1
+    assert not isinstance(info.value, md.ShapeError)
+    with pytest.raises(md.ShapeError, match=r"mul: shapes \(2,\), \(3,\) cannot be broadcast"):
+        md.ones(2) * md.ones(3)

@@ -212,3 +212,18 @@ def test_gradcheck_report_and_directional_mode(randt):
     assert "max rel err" in str(report) and report.rows[0]["max_rel_error"] < 1e-5
     with pytest.raises(TypeError, match="float64"):
         md.gradcheck(lambda t: t * 2, (md.tensor([1.0], requires_grad=True),))
+
+
+def test_integer_tensor_to_a_fractional_power_is_float():
+    y = md.tensor([4, 9]) ** 0.5
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y.numpy(), [2.0, 3.0])
+    squared = md.tensor([4, 9]) ** 2                  # an integer power keeps the integers
+    assert squared.dtype == md.tensor([1]).dtype
+    np.testing.assert_array_equal(squared.numpy(), [16, 81])
+
+
+def test_pow_gradcheck_fractional_and_negative_exponents(rng):
+    x = md.tensor(rng.uniform(0.5, 2.0, size=(3, 2)), dtype=md.float64, requires_grad=True)
+    md.gradcheck(lambda t: t ** 0.5, (x,))
+    md.gradcheck(lambda t: t ** -2, (x,))

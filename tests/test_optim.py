@@ -290,3 +290,15 @@ def test_schedulers_match_torch(name, options):
         their_opt.step()
         their_scheduler.step()
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_zero_grad_can_fill_with_zeros_across_groups():
+    a, b = make_param([1.0, 2.0]), make_param([3.0])
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    set_grad(a, [4.0, 5.0])
+    set_grad(b, [6.0])
+    kept = a.grad
+    opt.zero_grad(set_to_none=False)
+    assert a.grad is kept
+    np.testing.assert_array_equal(a.grad.numpy(), [0.0, 0.0])
+    np.testing.assert_array_equal(b.grad.numpy(), [0.0])

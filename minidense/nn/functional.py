@@ -17,7 +17,7 @@ from ..ops.elementwise import relu, sigmoid, tanh
 from ..ops.loss import cross_entropy, nll_loss
 from ..ops.normalization import batch_norm, batch_norm_relu
 from ..ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
-from ..ops.shape import flatten, transpose
+from ..ops.shape import flatten, reshape, transpose
 
 __all__ = ["conv2d", "batch_norm", "batch_norm_relu", "avg_pool2d", "max_pool2d", "adaptive_avg_pool2d", "relu",
            "sigmoid", "tanh", "dropout", "linear", "softmax", "log_softmax", "cross_entropy",
@@ -28,12 +28,15 @@ def linear(x, weight, bias=None):
     """y = x @ weight^T + bias, weight of shape (out_features, in_features) as in PyTorch.
 
     The backward comes from matmul and add: dL/dx = dL/dy @ W, dL/dW = dL/dy^T @ x (summed over
-    leading batch axes), dL/db = dL/dy summed over the batch.
+    leading batch axes), dL/db = dL/dy summed over the batch. A 1-D input (one sample of
+    in_features values) gives a 1-D output, as in PyTorch.
     """
     if weight.ndim != 2:
         raise ShapeError(f"linear: weight must be 2-D (out_features, in_features), got {weight.shape}")
     if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ShapeError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 0} "
                          f"features but the weight {weight.shape} expects {weight.shape[1]}")
+    if x.ndim == 1:     # one sample: as a batch of one, then back to 1-D
+        return reshape(linear(reshape(x, 1, x.shape[0]), weight, bias), weight.shape[0])
     y = x @ transpose(weight)
     return y if bias is None else y + bias

@@ -12,6 +12,7 @@ import math
 import numpy
 
 from .. import creation
+from ..autograd import ShapeError
 from ..ops import flatten
 from ..ops.conv import pair
 from . import functional as F
@@ -141,7 +142,7 @@ class Linear(Module):
 
     def forward(self, x):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"{self.describe()}: expected input whose last dimension is "
+            raise ShapeError(f"{self.describe()}: expected input whose last dimension is "
                              f"{self.in_features}, got shape {tuple(x.shape)}; flatten feature "
                              f"maps first (nn.Flatten() or nn.AdaptiveAvgPool2d(1) + Flatten)")
         return F.linear(x, self.weight, self.bias)

@@ -16,7 +16,7 @@ from collections import OrderedDict, namedtuple
 import numpy
 
 from .. import backend, creation
-from ..autograd import Tensor
+from ..autograd import Tensor, zero_grads
 
 
 class Parameter(Tensor):
@@ -272,13 +272,7 @@ class Module:
 
     def zero_grad(self, set_to_none=True):
         """Forget accumulated gradients: ``grad = None`` (default) or filled with zeros."""
-        for param in self.parameters():
-            if param.grad is None:
-                continue
-            if set_to_none:
-                param.grad = None
-            else:
-                param.grad.data[...] = 0
+        zero_grads(self.parameters(), set_to_none)
 
     # -- state dicts ----------------------------------------------------------------------------
     def _state_tensors(self):

@@ -21,26 +21,37 @@ from .shape import normalize_axis
 
 
 class Dropout(Function):
-    """y = x * keep / (1 - p) with a fresh random mask.   dL/dx = dL/dy * keep / (1 - p)"""
+    """y = x * m, m = keep / (1 - p) with a fresh random mask.   dL/dx = dL/dy * m
+
+    With p = 1 nothing is kept and m = 0 (as in PyTorch). Saved for backward: m, not x.
+    """
+
+    saves_inputs = False
 
     def __init__(self, p):
         self.p = p
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        keep = rng_for(x).random(x.shape, dtype=xp.float32) >= self.p
-        self.mask = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.p))
-        return x * self.mask
+        if self.p == 1:
+            mask = xp.zeros_like(x)
+        else:
+            keep = rng_for(x).random(x.shape, dtype=xp.float32) >= self.p
+            mask = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.p))
+        self.save_for_backward(mask)
+        return x * mask
 
     def backward(self, gy):
-        return gy * Tensor(self.mask)
+        (mask,) = self.saved_values
+        return gy * Tensor(mask)
 
 
 def dropout(x, p=0.5, training=True):
-    """Inverted dropout (PyTorch's F.dropout): the identity when not training or when p == 0."""
-    if not 0 <= p < 1:
+    """Inverted dropout (PyTorch's F.dropout): the identity when not training or when p == 0;
+    all zeros when p == 1."""
+    if not 0 <= p <= 1:
         raise ValueError(f"dropout: p is the probability of dropping an element and must be in "
-                         f"[0, 1), got {p}")
+                         f"[0, 1], got {p}")
     if not training or p == 0:
         return x
     return Dropout(p)(x)

@@ -11,7 +11,7 @@ from a group come from the optimizer's defaults.
 import numpy
 
 from .. import backend
-from ..autograd import Tensor, enable_grad
+from ..autograd import Tensor, enable_grad, zero_grads
 
 
 class Optimizer:
@@ -60,14 +60,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none=True):
         """Forget the parameters' gradients before the next backward (they accumulate)."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.data[...] = 0
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient. ``closure`` (optional) recomputes and
