@@ -5,8 +5,11 @@
 
 Each measurement runs in a fresh process, so its peak memory is its own. When PyTorch is installed
 the same architecture is timed in PyTorch too, alternating minidense and PyTorch runs (interleaved,
-so a slow moment of the machine hits both), and the ratio is printed. ``--profile`` splits one
-minidense step by op family (conv, batch norm, concat, pooling, optimizer, other).
+so a slow moment of the machine hits both), and the ratio is printed. The PyTorch baseline is
+always its plain DenseNet, also with ``--memory-efficient``, which changes only minidense's run
+(PyTorch's own memory-efficient DenseNet recomputes with checkpointing, another technique).
+``--profile`` splits one minidense step by op family (conv, batch norm, concat, pooling,
+optimizer, other).
 
 Numbers reported: median images/s over the timed steps, and the memory training added on top of
 the model and the batch: on the CPU the process's peak resident memory (``ru_maxrss``) minus its
@@ -101,7 +104,7 @@ OP_FAMILIES = {"conv": "conv", "normalization": "batch norm", "pooling": "poolin
                "memory_efficient": "dense block (shared buffer)"}
 
 
-def _family(function_class, method):
+def _family(function_class):
     module = function_class.__module__.rsplit(".", 1)[-1]
     if function_class.__name__ in ("Cat", "Split"):
         return "concat"
@@ -130,7 +133,7 @@ def profile_minidense(model_name, batch_size, device, steps, memory_efficient):
                 continue
             original = cls.__dict__[method]
 
-            def timed(self, *args, _original=original, _key=(_family(cls, method), method)):
+            def timed(self, *args, _original=original, _key=(_family(cls), method)):
                 if depth[0]:
                     return _original(self, *args)
                 _synchronize(device)
@@ -178,7 +181,8 @@ def build_torch_model(model_name):
     return torch_mirror(get_model(model_name))
 
 
-def run_torch(model_name, batch_size, device, steps, warmup, memory_efficient):
+def run_torch(model_name, batch_size, device, steps, warmup):
+    """PyTorch's plain DenseNet (no checkpointing): the baseline for both minidense modes."""
     import numpy as np
     import torch
     torch.manual_seed(0)
@@ -216,7 +220,7 @@ def _in_subprocess(framework, args):
     command = [sys.executable, "-m", "minidense", "bench", "--_worker", framework,
                "--model", args.model, "--batch-size", str(args.batch_size), "--device", args.device,
                "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    if args.memory_efficient:
+    if args.memory_efficient and framework == "minidense":
         command.append("--memory-efficient")
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -249,9 +253,12 @@ def bench_main(argv=None):
     args = parser.parse_args(argv)
 
     if args._worker:
-        runner = run_minidense if args._worker == "minidense" else run_torch
-        print(json.dumps(runner(args.model, args.batch_size, args.device, args.steps, args.warmup,
-                                args.memory_efficient)))
+        common = (args.model, args.batch_size, args.device, args.steps, args.warmup)
+        if args._worker == "minidense":
+            result = run_minidense(*common, args.memory_efficient)
+        else:
+            result = run_torch(*common)
+        print(json.dumps(result))
         return 0
 
     use_torch = not args.no_torch and torch_available()
