@@ -2,8 +2,8 @@
 
 Each command lives next to the code it runs and parses its own arguments:
 
-    train      train a model                      minidense/train.py
-    evaluate   accuracy and confusion matrix      minidense/train.py
+    train      train a model                      minidense/train_cli.py (loop: train.py)
+    evaluate   accuracy and confusion matrix      minidense/evaluate_cli.py
     heatmap    Figure 5 feature-reuse heatmap     minidense/analysis/cli.py
     summary    per-layer table of a model         minidense/models/summary.py
     grade      autograde homework exercises       minidense/grading/cli.py
@@ -13,8 +13,8 @@ import importlib
 import sys
 
 COMMANDS = {
-    "train": ("minidense.train", "train_main", "train a DenseNet (default: on the embedded dataset)"),
-    "evaluate": ("minidense.train", "evaluate_main", "evaluate a checkpoint on a dataset"),
+    "train": ("minidense.train_cli", "train_main", "train a DenseNet (default: on the embedded dataset)"),
+    "evaluate": ("minidense.evaluate_cli", "evaluate_main", "evaluate a checkpoint on a dataset"),
     "heatmap": ("minidense.analysis.cli", "heatmap_main", "draw the Figure 5 feature-reuse heatmap"),
     "summary": ("minidense.models.summary", "summary_main", "print a model's per-layer table"),
     "grade": ("minidense.grading.cli", "grade_main", "autograde exercises (Gradescope output)"),

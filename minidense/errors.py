@@ -16,3 +16,10 @@ class UserError(Exception):
 
 class UsageError(UserError):
     """A problem with the command line or the run folder."""
+
+
+def report_user_error(program, error):
+    """Print ``error`` as the one line ``PROGRAM: error: MESSAGE``; return exit status 2."""
+    import sys
+    print(f"{program}: error: {error}", file=sys.stderr)
+    return 2

@@ -2,6 +2,7 @@
 import argparse
 from pathlib import Path
 
+from ..errors import UserError, report_user_error
 from .feature_reuse import feature_reuse, paper_figure5, reuse_observations, write_feature_reuse_csv
 from .plot import close_figure, plot_compare_paper, plot_feature_reuse
 
@@ -60,7 +61,10 @@ def _print_observations(model_matrices):
 def heatmap_main(argv=None):
     """Entry point of `python -m minidense heatmap CKPT --out fig5.png [--raw] [--compare-paper]`."""
     args = build_parser().parse_args(argv)
-    matrices = feature_reuse(_load_checkpoint(args.checkpoint))
+    try:
+        matrices = feature_reuse(_load_checkpoint(args.checkpoint))
+    except UserError as error:      # a missing, truncated or foreign checkpoint
+        return report_user_error("python -m minidense heatmap", error)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rescale = not args.raw
