@@ -4,11 +4,12 @@
 Why the naive block is quadratic
 --------------------------------
 Layer l of a block reads the concatenation [x_0, x_1, ..., x_{l-1}] of c_0 + (l-1)k channels.
-``cat`` copies all of them into a new array, and autograd keeps four arrays of that size alive
-until the backward pass: the concatenation (BN's input), BN's normalised values x_hat and its
-output (ReLU's input), and the ReLU output (the convolution's input). Summed over the layers that
-is about 4 * (L c_0 + k L(L-1)/2) channels of feature maps: memory grows with the square of the
-depth, while the *new* information is only k channels per layer.
+``cat`` copies all of them into a new array, and autograd keeps two arrays of that size alive
+until the backward pass: BN's normalised values x_hat (BN's backward reads them) and the output
+of the fused BN-ReLU (the convolution's input; ReLU's backward reads its sign). The concatenation
+itself is freed once the next layer has read it, since neither BN's backward nor cat's reads it.
+Summed over the layers that is about 2 * (L c_0 + k L(L-1)/2) channels of feature maps: memory
+grows with the square of the depth, while the *new* information is only k channels per layer.
 
 What this module does instead (the paper's "shared memory allocations" and recomputation)
 ------------------------------------------------------------------------------------------
@@ -24,7 +25,7 @@ What this module does instead (the paper's "shared memory allocations" and recom
    intermediate arrays away, keeping only its inputs (the view and the parameters). Its backward
    recomputes BN and ReLU from the view, then runs the convolution's, ReLU's and BN's backward
    (the same array functions the ordinary ``Conv2d`` and ``BatchNorm`` Functions in ``ops/`` use).
-   That costs one extra BN-ReLU per layer in the backward pass and saves the two big arrays.
+   That costs one extra BN-ReLU per layer in the backward pass and saves both big arrays.
 3. Running statistics are updated once. Only the forward pass moves BN's running mean and
    variance; the recomputation in backward normalises with the batch statistics without touching
    them (the pitfall the paper warns about).
