@@ -1,10 +1,11 @@
-"""A pytest plugin, loaded in the grader's child process (``-p minidense.grading.plugin``).
+"""A pytest plugin, loaded in the grader's trusted child process (``-p minidense.grading.plugin``).
 
-It records every test's points and outcome in a JSON progress file, rewritten after each event,
-so the grader knows what happened even when the process dies (``os._exit``, a hard hang killed
-from outside): the test named in ``"current"`` was running at that moment. It also puts a time
-limit on each test's setup and call (``signal.setitimer``; Unix only, the grader's process-level
-watchdog covers the rest).
+It records every test's points, visibility and outcome in a JSON progress file, rewritten after
+each event, so the grader knows what happened even if the process dies: the test named in
+``"current"`` was running at that moment. It starts each test's clock (the student's worker must
+answer before the test's deadline) and, as a backstop, limits each test's setup and call with
+``signal.setitimer`` (Unix only; the grader's watchdog covers the rest). A test's output is what
+the student's code printed during it, never this process's own.
 """
 import json
 import os
@@ -14,6 +15,8 @@ import time
 import pytest
 
 from . import testing
+from .sandbox import STARTUP_SECONDS
+from .student import StudentCodeError, WorkerEnded
 
 MAX_OUTPUT_CHARS = 3000
 
@@ -38,6 +41,11 @@ def points_of(item):
     return float(marker.args[0]) if marker and marker.args else 1.0
 
 
+def visibility_of(item):
+    marker = item.get_closest_marker("points")
+    return marker.kwargs.get("visibility", "visible") if marker else "visible"
+
+
 def short_reason(report):
     """One line: the exception and its message ('NotImplementedError: im2col: implement ...')."""
     text = getattr(report, "exception_summary", None)
@@ -55,8 +63,11 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     if call.excinfo is not None:
         message = str(call.excinfo.value).strip()
-        outcome.get_result().exception_summary = (f"{call.excinfo.typename}: {message}" if message
-                                                  else call.excinfo.typename)
+        if isinstance(call.excinfo.value, (StudentCodeError, WorkerEnded)):
+            outcome.get_result().exception_summary = message     # the student's own exception
+        else:
+            outcome.get_result().exception_summary = (f"{call.excinfo.typename}: {message}"
+                                                      if message else call.excinfo.typename)
 
 
 class ProgressRecorder:
@@ -65,7 +76,7 @@ class ProgressRecorder:
         self.progress = {"tests": [], "results": {}, "current": None, "forbidden": None}
 
     def save(self):
-        self.progress["forbidden"] = dict(testing.forbidden_findings) or None
+        self.progress["forbidden"] = testing.findings() or None
         temporary = f"{self.path}.tmp"
         with open(temporary, "w", encoding="utf-8") as file:
             json.dump(self.progress, file)
@@ -73,7 +84,8 @@ class ProgressRecorder:
 
     def pytest_collection_finish(self, session):
         self.progress["tests"] = [{"nodeid": item.nodeid, "name": item.name,
-                                   "points": points_of(item)} for item in session.items]
+                                   "points": points_of(item), "visibility": visibility_of(item)}
+                                  for item in session.items]
         self.save()
 
     def pytest_runtest_logstart(self, nodeid, location):
@@ -81,7 +93,11 @@ class ProgressRecorder:
         self.progress["started"] = time.time()
         self.save()
 
+    def pytest_sessionfinish(self, session):
+        testing.stop_workers()
+
     def pytest_runtest_logreport(self, report):
+        report.student_output = testing.student_output()
         results = self.progress["results"]
         if report.failed or (report.when == "call" and report.nodeid not in results):
             failed_before = results.get(report.nodeid, {}).get("status") == "failed"
@@ -100,12 +116,14 @@ class ProgressRecorder:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_setup(self, item):
-        with _time_limit(self.timeout):
+        testing.clock.start(self.timeout)
+        with _time_limit(self.timeout, extra=STARTUP_SECONDS):
             yield
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item):
-        with _time_limit(self.timeout):
+        testing.clock.start(self.timeout)
+        with _time_limit(self.timeout, extra=STARTUP_SECONDS):
             yield
 
 
@@ -113,17 +131,19 @@ def _output(report):
     parts = []
     if report.failed:
         parts.append(report.longreprtext)
-    for title, text in report.sections:
-        parts.append(f"--- {title} ---\n{text}")
+    if getattr(report, "student_output", ""):
+        parts.append(f"--- what your code printed ---\n{report.student_output}")
     text = "\n".join(p for p in parts if p)
     return text if len(text) <= MAX_OUTPUT_CHARS else text[:MAX_OUTPUT_CHARS] + "\n... (cut)"
 
 
 class _time_limit:
-    """Raise TimeLimitExceeded in the main thread after ``seconds`` (no-op without SIGALRM)."""
+    """Raise TimeLimitExceeded in the main thread after ``seconds`` (+ ``extra``, the time a
+    worker may take to start; no-op without SIGALRM)."""
 
-    def __init__(self, seconds):
+    def __init__(self, seconds, extra=0.0):
         self.seconds = seconds if hasattr(signal, "setitimer") else 0
+        self.extra = extra
 
     def _expire(self, signum, frame):
         raise testing.TimeLimitExceeded(f"timed out after {self.seconds:g} s")
@@ -131,7 +151,7 @@ class _time_limit:
     def __enter__(self):
         if self.seconds > 0:
             self.previous = signal.signal(signal.SIGALRM, self._expire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds + self.extra)
 
     def __exit__(self, *exc):
         if self.seconds > 0:

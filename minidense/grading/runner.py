@@ -1,9 +1,11 @@
-"""Run each task's tests in its own pytest process and collect one result per test.
+"""Run the graded tests in a trusted pytest process and collect one result per test.
 
-One child process per task (not per test) keeps grading fast; inside it the plugin limits every
-test's time. From outside, a watchdog kills a child that shows no progress for twice that limit
-(plus a second). When a child dies mid-task (``os._exit``, a hang that ignores the signal), the test that
-was running fails, and the tests it did not reach run again in a fresh process.
+The tests run in a child process that never imports student code (the student's functions run
+in sandboxed workers, see student.py). ``jobs`` children share the tasks between them. The plugin
+in each child records every result in a progress file as it happens and limits every test's time;
+from outside, a watchdog kills a child that shows no progress for twice that limit (plus a
+second). If a child dies anyway, the test it was running fails and the tests it had not reached
+run again in a fresh child.
 """
 import json
 import os
@@ -16,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .testing import FORBIDDEN_REASON, TASK_DIR_VARIABLE
+from .sandbox import STARTUP_SECONDS as WORKER_START_SECONDS
+from .testing import FORBIDDEN_REASON, ISOLATION_VARIABLE, TASK_DIR_VARIABLE
 
 STARTUP_GRACE_SECONDS = 60.0   # interpreter + pytest + NumPy start-up, on a slow shared machine
 
@@ -30,6 +33,7 @@ class TestResult:
     status: str        # 'passed' or 'failed'
     reason: str = ""
     output: str = ""
+    visibility: str = "visible"
 
     def as_dict(self):
         return asdict(self)
@@ -44,28 +48,29 @@ def discover_tasks(exercise_dir):
     return {path.stem[len("test_"):]: path for path in sorted(tests.glob("test_*.py"))}
 
 
-def _child_environment(task_dir):
+def _child_environment(task_dir, isolation):
     environment = dict(os.environ)
+    environment[ISOLATION_VARIABLE] = isolation
     package_root = str(Path(__file__).resolve().parents[2])   # makes `import minidense` work
     environment["PYTHONPATH"] = os.pathsep.join(
         p for p in (package_root, environment.get("PYTHONPATH")) if p)
     environment[TASK_DIR_VARIABLE] = str(Path(task_dir).resolve())
     environment["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"   # faster start, no stray plugins
     environment["PYTHONDONTWRITEBYTECODE"] = "1"
-    # Tasks run side by side (--jobs) on small arrays: one BLAS thread each, or the BLAS threads
+    # Children run side by side (--jobs) on small arrays: one BLAS thread each, or the BLAS threads
     # of the parallel processes fight over the cores and everything slows down many times over.
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         environment.setdefault(variable, "1")
     return environment
 
 
-def _run_pytest(targets, task_dir, progress_path, timeout, cwd):
-    """Run pytest on ``targets``; return (exit code or 'timeout', stderr tail)."""
+def _run_pytest(targets, task_dir, progress_path, timeout, cwd, isolation, on_progress):
+    """Run pytest on ``targets``; return (exit code or 'timeout', output tail)."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                "-p", "minidense.grading.plugin", "--grading-progress", str(progress_path),
                "--grading-timeout", str(timeout), *targets]
     with tempfile.TemporaryFile("w+") as log:
-        child = subprocess.Popen(command, cwd=cwd, env=_child_environment(task_dir),
+        child = subprocess.Popen(command, cwd=cwd, env=_child_environment(task_dir, isolation),
                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
         started = time.time()
@@ -73,10 +78,12 @@ def _run_pytest(targets, task_dir, progress_path, timeout, cwd):
             time.sleep(0.05)
             last_event = progress_path.stat().st_mtime if progress_path.exists() else started
             allowed = STARTUP_GRACE_SECONDS if not progress_path.exists() else \
-                2 * timeout + 1 if timeout > 0 else float("inf")
+                2 * timeout + 1 + WORKER_START_SECONDS if timeout > 0 else float("inf")
             if time.time() - max(last_event, started) > allowed:
                 _kill_group(child)
                 return "timeout", ""
+            on_progress(progress_path)
+        on_progress(progress_path)
         log.seek(0)
         return child.returncode, log.read()[-2000:]
 
@@ -89,33 +96,61 @@ def _kill_group(child):
     child.wait()
 
 
-def grade_task(task_id, test_file, task_dir, timeout=10.0):
-    """Grade one task: a list of TestResult, one per test in ``test_file``."""
-    test_file = Path(test_file).resolve()
-    finished, tests, forbidden = {}, None, None
-    targets = [str(test_file)]
-    with tempfile.TemporaryDirectory(prefix=f"grade-{task_id}-") as scratch:
+def task_of(nodeid):
+    """'test_im2col.py::test_shape' -> 'im2col'."""
+    return Path(nodeid.split("::", 1)[0]).stem[len("test_"):]
+
+
+def grade_tasks(tasks, task_dir, timeout, isolation="auto", on_task_done=None):
+    """Grade ``tasks`` ({task id: test file}) in one trusted child (more if one dies).
+
+    Returns {task id: [TestResult]}; ``on_task_done(task_id, results)`` is called as soon as each
+    task's tests are all done.
+    """
+    test_files = [Path(f).resolve() for f in tasks.values()]
+    finished, tests, forbidden, reported = {}, None, {}, set()
+    targets = [str(f) for f in test_files]
+
+    def report_done(progress_path):
+        progress = _read(progress_path)
+        done = {**finished, **progress["results"]}
+        forbidden.update(progress["forbidden"] or {})
+        for task_id in tasks:
+            own = [t for t in progress["tests"] if task_of(t["nodeid"]) == task_id]
+            if own and task_id not in reported and all(t["nodeid"] in done for t in own):
+                reported.add(task_id)
+                if on_task_done:
+                    on_task_done(task_id, [_result(task_id, t, done[t["nodeid"]],
+                                                   forbidden.get(task_id)) for t in own])
+
+    with tempfile.TemporaryDirectory(prefix="minidense-grade-") as scratch:
         for attempt in range(1000):                       # bounded by the number of tests
             progress_path = Path(scratch) / f"progress{attempt}.json"
-            code, log = _run_pytest(targets, task_dir, progress_path, timeout, test_file.parent)
+            code, log = _run_pytest(targets, task_dir, progress_path, timeout,
+                                    test_files[0].parent, isolation, report_done)
             progress = _read(progress_path)
             if tests is None:
                 if not progress["tests"]:
-                    return [TestResult(task_id, "(could not run the tests)", 0.0, 0.0, "failed",
-                                       f"pytest exit code {code}", log)]
+                    return {task_id: [TestResult(task_id, "(could not run the tests)", 0.0, 0.0,
+                                                 "failed", f"pytest exit code {code}", log)]
+                            for task_id in tasks}
                 tests = progress["tests"]
             finished.update(progress["results"])
-            forbidden = forbidden or (progress["forbidden"] or {}).get(task_id)
             current = progress["current"]
             if current and current not in finished:
                 why = (f"timed out (killed after {2 * timeout + 1:g} s)" if code == "timeout"
                        else f"the test process ended during this test (exit code {code})")
-                finished[current] = {"status": "failed", "reason": why, "output": log}
+                finished[current] = {"status": "failed", "reason": why, "output": ""}
             remaining = [t["nodeid"] for t in tests if t["nodeid"] not in finished]
             if not remaining or (not current and not progress["results"]):
                 break
-            targets = [f"{test_file}::{nodeid.split('::', 1)[1]}" for nodeid in remaining]
-    return [_result(task_id, test, finished.get(test["nodeid"]), forbidden) for test in tests]
+            targets = [str(test_files[0].parent / nodeid) for nodeid in remaining]
+    results = {task_id: [] for task_id in tasks}
+    for test in tests:
+        task_id = task_of(test["nodeid"])
+        results[task_id].append(_result(task_id, test, finished.get(test["nodeid"]),
+                                        forbidden.get(task_id)))
+    return results
 
 
 def _read(progress_path):
@@ -128,20 +163,22 @@ def _read(progress_path):
 
 def _result(task_id, test, outcome, forbidden):
     name, points = test["name"], test["points"]
+    visibility = test.get("visibility", "visible")
     if forbidden:
-        return TestResult(task_id, name, points, 0.0, "failed", FORBIDDEN_REASON, forbidden)
+        return TestResult(task_id, name, points, 0.0, "failed", FORBIDDEN_REASON, forbidden,
+                          visibility)
     if outcome is None:
-        return TestResult(task_id, name, points, 0.0, "failed", "not run")
+        return TestResult(task_id, name, points, 0.0, "failed", "not run", "", visibility)
     passed = outcome["status"] == "passed"
     return TestResult(task_id, name, points, points if passed else 0.0, outcome["status"],
-                      outcome.get("reason", ""), outcome.get("output", ""))
+                      outcome.get("reason", ""), outcome.get("output", ""), visibility)
 
 
 def grade_exercises(exercise_dir, task_dir, task_ids=None, timeout=10.0, jobs=1,
-                    on_task_done=None):
+                    on_task_done=None, isolation="auto"):
     """Grade every task (or those in ``task_ids``) with the modules in ``task_dir``.
 
-    ``jobs`` tasks run at the same time (each in its own process); results keep the task order.
+    ``jobs`` trusted children share the tasks; results keep the task order.
     ``on_task_done(task_id, results)`` is called as each task finishes.
     """
     tasks = discover_tasks(exercise_dir)
@@ -149,13 +186,11 @@ def grade_exercises(exercise_dir, task_dir, task_ids=None, timeout=10.0, jobs=1,
     if unknown:
         raise ValueError(f"grade: unknown task(s) {', '.join(unknown)}; "
                          f"known tasks: {', '.join(tasks)}")
-    chosen = [(t, f) for t, f in tasks.items() if not task_ids or t in task_ids]
-
-    def grade_one(task):
-        task_results = grade_task(*task, task_dir, timeout)
-        if on_task_done:
-            on_task_done(task[0], task_results)
-        return task_results
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return [r for task_results in pool.map(grade_one, chosen) for r in task_results]
+    chosen = [t for t in tasks if not task_ids or t in task_ids]
+    groups = [chosen[i::max(1, jobs)] for i in range(min(max(1, jobs), len(chosen)))]
+    with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
+        parts = list(pool.map(lambda group: grade_tasks({t: tasks[t] for t in group}, task_dir,
+                                                        timeout, isolation, on_task_done),
+                              groups))
+    by_task = {task_id: results for part in parts for task_id, results in part.items()}
+    return [r for task_id in chosen for r in by_task.get(task_id, [])]

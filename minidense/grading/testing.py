@@ -1,47 +1,60 @@
-"""What the graded exercise tests use: points, loading a student's task module, forbidden imports.
+"""What the graded exercise tests use: points, the student's module, forbidden names.
 
 A test file in ``exercises/tests`` names its task and the reference code students must not use::
 
     TASK = "im2col"
-    FORBIDDEN = ["minidense.ops.conv.im2col", "minidense.ops.conv.im2col_naive"]
+    FORBIDDEN = ["minidense.ops.conv"]
 
     @points(2)
     def test_shape(student):          # the ``student`` fixture (exercises/tests/conftest.py)
-        cols = student.im2col(x, 3, 3)   # is the task module, loaded from its file
+        cols = student.im2col(x, 3, 3)   # runs in the student's sandboxed worker
 
-Forbidden imports are caught three ways, all in ``load_task``:
+The tests, the expected values, the reference code they compare with and the scoring all run in
+the grader's process; ``student`` is a proxy (student.py) whose every call is a request to a worker
+process that alone imports the student's file (worker.py, in a box made by sandbox.py).
 
-1. a static scan of the file: ``import``/``from`` statements, dotted names reached from an imported
-   name (``F.conv2d`` after ``import minidense.nn.functional as F``) and string arguments of
-   ``importlib.import_module``/``__import__``;
-2. an import hook (a wrapper around ``builtins.__import__``) that refuses forbidden names asked for by
-   the student's module while it loads or later, inside its functions;
-3. after loading, a check that no function of the module *is* a forbidden object.
+Forbidden names are caught twice:
+
+1. here, a static scan of the file: ``import``/``from`` statements, dotted names reached from an
+   imported name (``F.conv2d`` after ``import minidense.nn.functional as F``) and string arguments
+   of ``importlib.import_module``/``__import__`` — an early, clear message;
+2. in the worker, before the student's module is imported, the code of every forbidden function
+   is replaced by a stub that fails ("this task asks you to write im2col yourself"), however the
+   student's code reaches it.
 
 A name is forbidden when it equals an entry of the list or lies below it (``minidense.models``
 forbids ``minidense.models.densenet.DenseLayer``). ``exercises.solutions`` and ``solutions`` are
-forbidden for every task, and so are other frameworks (``torch``, ``tensorflow``, ``jax``).
+forbidden for every task, and so are other frameworks (``torch``, ``tensorflow``, ``jax``). Using a
+forbidden name zeroes the task.
 """
 import ast
-import builtins
-import importlib
-import importlib.util
 import os
-import sys
 from pathlib import Path
+
+import numpy
+
+from ..autograd import ArrayFunction
+from .sandbox import isolation_level
+from .student import RemoteObject, Session, StudentCodeError, TestClock
 
 ALWAYS_FORBIDDEN = ("exercises.solutions", "solutions", "torch", "tensorflow", "jax")
 TASK_DIR_VARIABLE = "MINIDENSE_TASK_DIR"   # set by the grader: where the task modules live
+ISOLATION_VARIABLE = "MINIDENSE_GRADER_ISOLATION"   # 'auto' (default) or 'none'
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")   # Gradescope's
 FORBIDDEN_REASON = "imports the reference implementation"
 
 # task id -> message, for the grading plugin (a forbidden import zeroes the whole task)
 forbidden_findings = {}
 
 
-def points(value):
-    """Decorator giving a test its points: ``@points(2)``."""
+def points(value, visibility="visible"):
+    """Decorator giving a test its points: ``@points(2)``; ``visibility`` is Gradescope's
+    ('hidden' tests show students neither their name nor their output)."""
     import pytest
-    return pytest.mark.points(value)
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"points: visibility must be one of {', '.join(VISIBILITIES)}, "
+                         f"not {visibility!r}")
+    return pytest.mark.points(value, visibility=visibility)
 
 
 class ForbiddenImportError(ImportError):
@@ -102,132 +115,96 @@ def forbidden_references(source, forbidden, filename="<task>"):
 
 
 # ----------------------------------------------------------------------------------------------
-# 2. Import hook
+# 2. Loading: the student's module runs in a sandboxed worker; tests get a proxy for it
 # ----------------------------------------------------------------------------------------------
-_guarded_modules = {}          # module name of a loaded task -> its forbidden list
-_original_import = builtins.__import__
-_original_import_module = importlib.import_module
-
-
-def _refuse_forbidden(importer_globals, names):
-    """Raise ForbiddenImportError when a task module asks for a forbidden name."""
-    importer = (importer_globals or {}).get("__name__")
-    forbidden = _guarded_modules.get(importer)
-    for name in names if forbidden is not None else ():
-        if is_forbidden(name, forbidden):
-            message = f"{FORBIDDEN_REASON}: {name}"
-            forbidden_findings[importer.removeprefix("student_")] = message
-            raise ForbiddenImportError(message)
-
-
-def _guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
-    if level == 0:
-        importer_globals = globals if globals is not None else sys._getframe(1).f_globals
-        _refuse_forbidden(importer_globals, [name] + [f"{name}.{item}" for item in fromlist or ()
-                                                      if item != "*"])
-    return _original_import(name, globals, locals, fromlist, level)
-
-
-def _guarded_import_module(name, package=None):
-    _refuse_forbidden(sys._getframe(1).f_globals, [name])
-    return _original_import_module(name, package)
-
-
-def _install_import_hook():
-    builtins.__import__ = _guarded_import
-    importlib.import_module = _guarded_import_module
-
-
-# ----------------------------------------------------------------------------------------------
-# 3. Identity check, and loading
-# ----------------------------------------------------------------------------------------------
-def _resolve(qualified):
-    """The object a qualified name points to, looked up among modules already imported (importing
-    big frameworks just to compare would be slow), or None."""
-    parts = qualified.split(".")
-    for cut in range(len(parts), 0, -1):
-        obj = sys.modules.get(".".join(parts[:cut]))
-        if obj is not None:
-            for attribute in parts[cut:]:
-                obj = getattr(obj, attribute, None)
-            return obj
-    return None
-
-
-def _reference_objects_used(module, forbidden):
-    references = {id(obj): name for name in forbidden if callable(obj := _resolve(name))}
-    return [references[id(value)] for value in vars(module).values() if id(value) in references]
-
-
 def task_directory(default):
     return Path(os.environ.get(TASK_DIR_VARIABLE) or default)
 
 
-_loaded = {}   # task id -> module, or the exception loading it raised
+clock = TestClock()
+_sessions = {}   # task id -> Session (one worker per task, started on first use)
+MAX_SOURCE_BYTES = 1 << 20
 
 
 def load_task(task_id, forbidden=(), directory=None):
-    """Import ``<directory>/<task_id>.py`` as the module ``student_<task_id>`` and return it.
+    """The task module ``<directory>/<task_id>.py`` as a proxy (student.py): its functions run in a
+    sandboxed worker process, never in this one.
 
-    Raises ForbiddenImportError (and records it for the grader) when the file uses a forbidden
-    name. A failure to load is remembered, so later tests fail at once instead of, say, sleeping
-    through module-level code again.
+    Raises ForbiddenImportError (and records it for the grader) when the file names a forbidden
+    module or function; a module that cannot be loaded makes every use fail with the reason.
     """
-    if task_id in _loaded:
-        if isinstance(_loaded[task_id], BaseException):
-            raise _loaded[task_id]
-        return _loaded[task_id]
     forbidden = tuple(forbidden) + ALWAYS_FORBIDDEN
-    path = Path(directory) / f"{task_id}.py"
+    if task_id not in _sessions:
+        directory = Path(directory).resolve()
+        _check_source(task_id, directory / f"{task_id}.py", forbidden)
+        isolation = isolation_level(os.environ.get(ISOLATION_VARIABLE, "auto"))
+        _sessions[task_id] = Session(task_id, directory, forbidden, isolation, clock)
+    session = _sessions[task_id]
+    return RemoteObject(session, None, "module")
+
+
+def _check_source(task_id, path, forbidden):
+    """The static scan, on the grader's side: early, clear messages for forbidden names."""
     try:
-        module = _load(task_id, path, forbidden)
-    except BaseException as error:
-        if isinstance(error, ForbiddenImportError):
-            forbidden_findings[task_id] = str(error)
-        _loaded[task_id] = error
-        raise
-    _loaded[task_id] = module
-    return module
-
-
-def _load(task_id, path, forbidden):
-    if not path.is_file():
-        raise FileNotFoundError(f"{task_id}: the task file {path} is missing")
-    found = forbidden_references(path.read_text(encoding="utf-8"), forbidden, str(path))
+        if path.is_symlink() or not path.is_file():
+            raise FileNotFoundError(f"{task_id}: the task file {path.name} is missing")
+        if path.stat().st_size > MAX_SOURCE_BYTES:
+            raise ValueError(f"{task_id}: {path.name} is larger than {MAX_SOURCE_BYTES} bytes")
+        source = path.read_text(encoding="utf-8")
+        found = forbidden_references(source, forbidden, path.name)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, UnicodeDecodeError):
+        return                                    # the worker reports these when it loads the file
     if found:
         where = ", ".join(f"{name} (line {line})" for name, line in found)
-        raise ForbiddenImportError(f"{FORBIDDEN_REASON}: {where}")
-    module_name = f"student_{task_id}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    _install_import_hook()
-    _guarded_modules[module_name] = forbidden
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    used = _reference_objects_used(module, forbidden)
-    if used:
-        raise ForbiddenImportError(f"{FORBIDDEN_REASON}: {', '.join(sorted(set(used)))}")
-    return module
+        forbidden_findings[task_id] = f"{FORBIDDEN_REASON}: {where}"
+        raise ForbiddenImportError(forbidden_findings[task_id])
+
+
+def findings():
+    """{task id: message} for every task whose code used what it must not."""
+    for task_id, session in _sessions.items():
+        if session.forbidden_use and task_id not in forbidden_findings:
+            forbidden_findings[task_id] = f"{FORBIDDEN_REASON}: {session.forbidden_use}"
+    return dict(forbidden_findings)
+
+
+def student_output():
+    """What the students' code printed since the last call, per task (for the test's report)."""
+    return "".join(session.take_output() for session in _sessions.values())
+
+
+def stop_workers():
+    for session in _sessions.values():
+        session.stop()
 
 
 # ----------------------------------------------------------------------------------------------
 # Array-level student code inside the autograd engine (for md.gradcheck)
 # ----------------------------------------------------------------------------------------------
 def tensor_op(forward, backward):
-    """Wrap ``forward(*arrays) -> (out, cache)`` and ``backward(dout, cache) -> grads`` as a
-    function of Tensors, so ``md.gradcheck`` can check the pair against finite differences."""
-    from ..autograd import Function, Tensor
+    """Wrap ``forward(*arrays) -> (out, cache)`` and ``backward(dout, cache) -> grads`` (the
+    student's functions) as a function of Tensors, so ``md.gradcheck`` can check the pair against
+    finite differences. What the student's functions return is checked before the engine uses it."""
 
-    class StudentOp(Function):
-        differentiable_backward = False
-
+    class StudentOp(ArrayFunction):
         def forward(self, *arrays):
-            out, self.cache = forward(*arrays)
-            return out
+            result = forward(*arrays)
+            if not (isinstance(result, tuple) and len(result) == 2 and
+                    isinstance(result[0], (numpy.ndarray, numpy.generic, float, int))):
+                raise StudentCodeError("the forward function must return (out, cache) with out "
+                                       f"an array; it returned {type(result).__name__}")
+            out, self.cache = result
+            return numpy.asarray(out)
 
         def backward(self, grad):
-            grads = backward(grad.data, self.cache)
-            grads = grads if isinstance(grads, (tuple, list)) else (grads,)
-            return tuple(None if g is None else Tensor(g) for g in grads[:len(self.inputs)])
+            grads = backward(grad, self.cache)
+            grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
+            grads = (grads + (None,) * len(self.input_shapes))[:len(self.input_shapes)]
+            for g, shape in zip(grads, self.input_shapes):
+                if g is not None and (not isinstance(g, numpy.ndarray) or g.shape != shape):
+                    got = g.shape if isinstance(g, numpy.ndarray) else type(g).__name__
+                    raise StudentCodeError(f"the backward function returned a gradient of shape "
+                                           f"{got} for an input of shape {shape}")
+            return grads
 
     return lambda *tensors: StudentOp()(*tensors)

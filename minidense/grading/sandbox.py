@@ -1,0 +1,254 @@
+"""Starting and ending the box a student's worker runs in (the grader's side; see worker.py).
+
+How strongly a worker is isolated depends on what the machine allows; ``isolation_level`` finds
+out once and the grader says which it got, in its output and in results.json:
+
+    namespaces       as root (CI, Gradescope's containers): util-linux ``unshare`` gives the worker
+                     its own mount, PID, network, IPC and UTS namespaces; inside, it builds an
+                     allowlisted filesystem, then runs as an unprivileged uid.
+    user-namespaces  as a normal user where the kernel allows unprivileged user namespaces: the
+                     same, with a user namespace instead of root.
+    uid              as root where namespaces are refused (some containers): an unprivileged uid,
+                     its own session and resource limits; it can read world-readable files.
+    none             otherwise: its own session and resource limits only.
+
+``unshare`` is part of util-linux, on every Linux including Gradescope's Ubuntu images, so
+nothing needs installing; the mounts themselves are plain system calls in worker.py.
+"""
+import json
+import os
+import shutil
+import signal
+import site
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import wire
+
+DESCRIPTIONS = {
+    "namespaces": "isolated: own filesystem view, process, network and IPC namespaces, an "
+                  "unprivileged uid and resource limits",
+    "user-namespaces": "isolated: own user, filesystem view, process, network and IPC "
+                       "namespaces and resource limits",
+    "uid": "partly isolated: an unprivileged uid and resource limits, but no namespaces (the "
+           "worker can read world-readable files and reach the network); grade only code you "
+           "would run yourself this way",
+    "none": "not isolated: grade only trusted code this way",
+}
+NAMESPACE_FLAGS = ["--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "--kill-child"]
+STARTUP_SECONDS = 30.0            # interpreter + NumPy + minidense start-up on a busy machine
+WORKER_BASE_UID = 64000           # uids 64000-64999: never a real account
+MAX_OUTPUT_BYTES = 64 * 1024      # of a student's stdout/stderr, kept for feedback
+DEFAULT_LIMITS = {"cpu_seconds": 120, "memory": 4 << 30, "processes": 64,
+                  "file_size": 16 << 20}
+FRAMEWORKS_HIDDEN = ("torch", "tensorflow", "jax")
+BOOT = ("import sys; sys.path[:0] = {paths!r}; "
+        "from minidense.grading.worker import main; main(sys.argv[1])")
+
+_level = None
+
+
+def isolation_level(requested="auto"):
+    """The strongest isolation this machine allows ('none' when ``requested`` is 'none')."""
+    global _level
+    if requested == "none":
+        return "none"
+    if _level is None:
+        _level = _probe()
+    return _level
+
+
+def _probe():
+    unshare = shutil.which("unshare")
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if unshare and sys.platform.startswith("linux"):
+        flags = NAMESPACE_FLAGS if root else ["--user", "--map-root-user", *NAMESPACE_FLAGS]
+        probe = [unshare, *flags, sys.executable, "-I", "-c",
+                 "import ctypes, ctypes.util, os; libc = ctypes.CDLL(ctypes.util.find_library('c'));"
+                 "os._exit(libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None) != 0)"]
+        try:
+            if subprocess.run(probe, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=30).returncode == 0:
+                return "namespaces" if root else "user-namespaces"
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return "uid" if root else "none"
+
+
+# ----------------------------------------------------------------------------------------------
+# What the box shows
+# ----------------------------------------------------------------------------------------------
+def _package_dir(name):
+    """The folder of an installed top-level package, found without importing it."""
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.realpath(list(spec.submodule_search_locations)[0])
+
+
+def _inside(path, folders):
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+def filesystem_plan(root, submission, tmp_bytes=64 << 20):
+    """The box's filesystem: the system and Python folders read-only, the submission read-only,
+    the library's source and other frameworks hidden, a private /tmp."""
+    symlinks, folders = [], []
+    for path in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr"):
+        if os.path.islink(path):
+            symlinks.append((path, os.readlink(path)))
+        elif os.path.isdir(path):
+            folders.append(path)
+    python_folders = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+                      os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
+                      *site.getsitepackages()}
+    for folder in sorted(os.path.realpath(f) for f in python_folders if os.path.isdir(f)):
+        if not _inside(folder, folders) and folder != "/":
+            folders.append(folder)
+    files = [f for f in ("/etc/ld.so.cache",) if os.path.isfile(f)]
+    import minidense
+    hidden = [d for d in [os.path.dirname(os.path.realpath(minidense.__file__)),
+                          *map(_package_dir, FRAMEWORKS_HIDDEN)] if d and _inside(d, folders)]
+    return {"root": str(root), "symlinks": symlinks, "read_only": folders + files,
+            "hidden": hidden, "submission": str(submission), "tmp_bytes": tmp_bytes}
+
+
+def worker_environment(home):
+    """Only what Python and NumPy need; nothing of the grader's own environment."""
+    environment = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home,
+                   "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
+                   "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):   # CPU workarounds OpenBLAS needs
+        if name in os.environ:
+            environment[name] = os.environ[name]
+    return environment
+
+
+# ----------------------------------------------------------------------------------------------
+# One worker
+# ----------------------------------------------------------------------------------------------
+class Worker:
+    """A student's task module loaded in a box; ``request`` sends one message and reads the
+    answer (wire.py), ``stop`` ends the box and everything that runs in it."""
+
+    def __init__(self, task_id, submission, forbidden, isolation, limits=None):
+        self.task_id, self.submission = task_id, Path(submission).resolve()
+        self.forbidden, self.isolation = list(forbidden), isolation
+        self.limits = {**DEFAULT_LIMITS, **(limits or {})}
+        self.process = None
+        self.uid = WORKER_BASE_UID + os.getpid() % 1000 if _is_root() else None
+
+    def start(self, deadline):
+        """Start the box; returns the worker's first message (loaded, or why not)."""
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"minidense-worker-{self.task_id}-"))
+        home = self.scratch / "home"
+        home.mkdir()
+        if self.uid is not None and self.isolation == "uid":
+            os.chmod(self.scratch, 0o711)
+            os.chown(home, self.uid, self.uid)
+        (self.scratch / "root").mkdir()
+        request_read, self.request_fd = os.pipe()
+        self.reply_fd, reply_write = os.pipe()
+        self.log = open(self.scratch / "output.txt", "w+b")
+        boxed = self.isolation in ("namespaces", "user-namespaces")
+        config = {"task": self.task_id, "file": f"{self.task_id}.py",
+                  "submission": str(self.submission), "forbidden": self.forbidden,
+                  "isolation": self.isolation, "uid": self.uid, "limits": self.limits,
+                  "fds": [request_read, reply_write],
+                  "plan": filesystem_plan(self.scratch / "root", self.submission) if boxed else None}
+        import minidense
+        boot = BOOT.format(paths=[os.path.dirname(os.path.dirname(minidense.__file__))])
+        command = [sys.executable, "-I", "-c", boot, json.dumps(config)]
+        if boxed:
+            user = [] if self.isolation == "namespaces" else ["--user", "--map-root-user"]
+            command = [shutil.which("unshare"), *user, *NAMESPACE_FLAGS, *command]
+        self.process = subprocess.Popen(
+            command, pass_fds=(request_read, reply_write), stdin=subprocess.DEVNULL,
+            stdout=self.log, stderr=self.log, start_new_session=True,
+            env=worker_environment("/tmp" if boxed else str(home)),
+            cwd="/" if boxed else str(home))
+        os.close(request_read)
+        os.close(reply_write)
+        return self.read(max(deadline, time.monotonic() + STARTUP_SECONDS))
+
+    def request(self, message, deadline):
+        wire.write_message(self.request_fd, message)
+        return self.read(deadline)
+
+    def read(self, deadline):
+        reply = wire.read_message(self.reply_fd, deadline)
+        if not isinstance(reply, dict):
+            raise wire.WireError("the worker's reply is not a message")
+        return reply
+
+    def exit_code(self, wait=1.0):
+        try:
+            return self.process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def output(self, start=0):
+        """The student's stdout and stderr from byte ``start`` on (at most MAX_OUTPUT_BYTES)."""
+        self.log.seek(start)
+        return self.log.read(MAX_OUTPUT_BYTES).decode("utf-8", "replace")
+
+    def output_size(self):
+        return os.fstat(self.log.fileno()).st_size
+
+    def stop(self):
+        """End the box and everything started in it; remove its files."""
+        if self.process is None:
+            return
+        if self.isolation in ("namespaces", "user-namespaces"):
+            for pid in _children(self.process.pid):      # the box's first process: when it
+                _signal(pid)                             # ends, the kernel ends all the others
+        elif self.isolation == "uid" and self.uid is not None:
+            kill_all_processes_of(self.uid)
+        else:
+            _signal(-self.process.pid)                   # the worker's session
+        _signal(self.process.pid)
+        self.process.wait()
+        for fd in (self.request_fd, self.reply_fd):
+            os.close(fd)
+        self.log.close()
+        self.process = None
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _is_root():
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _children(pid):
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def _signal(pid):
+    try:
+        if pid < 0:
+            os.killpg(-pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_all_processes_of(uid):
+    """SIGKILL every process of ``uid`` (kill(-1) from a process running as that uid)."""
+    subprocess.run([sys.executable, "-I", "-c",
+                    f"import os, signal; os.setgroups([]); os.setgid({uid}); os.setuid({uid}); "
+                    f"os.kill(-1, signal.SIGKILL)"], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
