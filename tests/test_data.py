@@ -437,3 +437,89 @@ def test_registry_passes_root_and_reads_environment_default(tmp_path, monkeypatc
     monkeypatch.setenv("MINIDENSE_DATA", str(tmp_path))
     assert len(get_dataset("MNIST", train=False)) == 4
     assert download_module.default_root() == str(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Files that lie about their size: refused before anything large is allocated
+# ----------------------------------------------------------------------------------------------
+def peak_allocation(action):
+    """Run ``action`` (which must raise DamagedFileError); return the error and the peak bytes
+    Python and NumPy allocated meanwhile."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        with pytest.raises(DamagedFileError) as info:
+            action()
+        return info.value, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+class HugeArray:
+    """Pickles as the allowed call numpy.ndarray((100000, 3072), 'u1'): 307 MB from a few bytes."""
+
+    def __reduce__(self):
+        return numpy.ndarray, ((100_000, PIXELS), "u1")
+
+
+PIXELS = 3072
+
+
+def test_tiny_pickle_asking_for_a_huge_array_is_refused(tmp_path):
+    files, _, _ = cifar10_python_files()
+    files["data_batch_1"] = pickle.dumps({b"data": HugeArray(), b"labels": [0]}, protocol=2)
+    assert len(files["data_batch_1"]) < 300
+    write_tree(tmp_path, "cifar-10-batches-py", files, False, "cifar-10-python.tar.gz")
+    error, peak = peak_allocation(lambda: CIFAR10(tmp_path))
+    assert "data_batch_1" in str(error) and "shape (100000, 3072)" in str(error)
+    assert peak < 5_000_000
+
+
+def test_tar_member_declaring_gigabytes_is_refused_before_reading(tmp_path):
+    path = tmp_path / "cifar-10-binary.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo("cifar-10-batches-bin/data_batch_1.bin")
+        info.size = 3 * 1024 ** 3
+        archive.addfile(info)               # the header alone: no data follows
+    error, peak = peak_allocation(lambda: CIFAR10(tmp_path))
+    assert "data_batch_1.bin" in str(error) and "3,221,225,472 bytes" in str(error)
+    assert peak < 5_000_000
+
+
+def test_gzip_that_inflates_beyond_its_idx_header_is_cut_off(tmp_path):
+    path = str(tmp_path / "train-images-idx3-ubyte.gz")
+    with gzip.open(path, "wb", compresslevel=1) as stream:   # promises 10 images, holds 2,000
+        stream.write(struct.pack(">IIII", 2051, 10, 28, 28))
+        stream.write(bytes(2000 * 28 * 28))
+    error, peak = peak_allocation(lambda: read_idx(path, 2051))
+    assert "promises (10, 28, 28) = 7,840 bytes of data, found more than 7,840" in str(error)
+    assert peak < 200_000
+
+
+def test_idx_header_promising_more_than_the_file_can_hold_names_the_file(tmp_path):
+    path = str(tmp_path / "t10k-images-idx3-ubyte.gz")
+    with gzip.open(path, "wb") as stream:   # 2^32-1 cubed overflows 64-bit integers
+        stream.write(struct.pack(">IIII", 2051, 2 ** 32 - 1, 2 ** 32 - 1, 2 ** 32 - 1))
+    error, peak = peak_allocation(lambda: read_idx(path, 2051))
+    message = str(error)
+    assert message.startswith(path) and f"{(2 ** 32 - 1) ** 3:,} bytes" in message
+    assert peak < 200_000
+
+
+def test_idx_with_no_images_is_damaged(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    write_idx(str(folder / "train-images-idx3-ubyte.gz"), numpy.zeros((0, 28, 28)))
+    write_idx(str(folder / "train-labels-idx1-ubyte.gz"), numpy.zeros((0,)))
+    with pytest.raises(DamagedFileError, match="train-images-idx3-ubyte.gz.*holds no images"):
+        MNIST(tmp_path)
+
+
+@pytest.mark.parametrize("labels, shown", [([0, 1.7, 2, 3], "float64"), ([0, "3", 2, 1], "<U")])
+def test_cifar_labels_that_are_not_integers_are_damaged(tmp_path, labels, shown):
+    files, _, _ = cifar10_python_files()
+    files["data_batch_3"] = pickle.dumps({b"data": fake_pixels(4, 3), b"labels": labels},
+                                         protocol=2)
+    write_tree(tmp_path, "cifar-10-batches-py", files, False, "cifar-10-python.tar.gz")
+    with pytest.raises(DamagedFileError, match=f"data_batch_3.*should hold integers.*{shown}"):
+        CIFAR10(tmp_path)

@@ -160,3 +160,116 @@ def test_plain_npy_and_missing_file(tmp_path):
         md.load(tmp_path / "one.npy")
     with pytest.raises(FileNotFoundError, match="missing.npz"):
         md.load(tmp_path / "missing.npz")
+
+
+# ----------------------------------------------------------------------------------------------
+# Files from elsewhere: every lie is one clear CheckpointError, nothing large is allocated
+# ----------------------------------------------------------------------------------------------
+def npy_header(shape, dtype="<f4"):
+    """A .npy version 1.0 header declaring ``shape`` (the data is up to the caller)."""
+    text = f"{{'descr': '{dtype}', 'fortran_order': False, 'shape': {shape}, }}"
+    text += " " * ((64 - (10 + len(text) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
+
+
+def write_zip(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def load_peak(path):
+    """md.load(path), which must raise CheckpointError; returns (message, peak bytes)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        with pytest.raises(serialization.CheckpointError) as info:
+            md.load(path)
+        return str(info.value), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_small_npz_declaring_a_64_gib_array_is_refused(tmp_path):
+    path = tmp_path / "forged.npz"
+    write_zip(path, {"arr_0.npy": npy_header((2 ** 34,)) + bytes(16),
+                     "__meta__.npy": npy_header((2,), "|u1") + b"{}"})
+    assert path.stat().st_size < 600
+    message, peak = load_peak(path)
+    assert "'arr_0.npy'" in message and "(17179869184,)" in message
+    assert "68,719,476,736 bytes" in message and "holds 16 bytes" in message
+    assert peak < 1_000_000
+
+
+def test_zip_bomb_is_refused_without_inflating(tmp_path):
+    path = tmp_path / "bomb.npz"
+    data = npy_header((50_000_000,), "|u1") + bytes(50_000_000)
+    write_zip(path, {"arr_0.npy": data}, zipfile.ZIP_DEFLATED)
+    del data
+    message, peak = load_peak(path)
+    assert "is compressed" in message and "inflate to 50,000,128" in message
+    assert peak < 1_000_000
+
+
+def test_one_array_referred_to_twice_is_refused(tmp_path):
+    path = tmp_path / "twice.npz"
+    md.save({"a": np.zeros(3)}, path)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    meta = json.dumps({"format": "minidense", "version": 1,
+                       "object": [{"__array__": "arr_0"}, {"__array__": "arr_0"}]}).encode()
+    members["__meta__.npy"] = npy_header((len(meta),), "|u1") + meta
+    write_zip(path, members)
+    with pytest.raises(serialization.CheckpointError, match="refers to array 'arr_0' twice"):
+        md.load(path)
+
+
+def write_meta(path, meta_text):
+    """An .npz holding only a __meta__ entry with this text."""
+    data = meta_text.encode()
+    write_zip(path, {"__meta__.npy": npy_header((len(data),), "|u1") + data})
+
+
+@pytest.mark.parametrize("meta, expected", [
+    ("[1, 2]", "no minidense header"),
+    ('{"format": "minidense", "version": "1", "object": 1}', "version '1'"),
+    ('{"format": "minidense", "version": 1, "object": ' + "[" * 5000 + "]" * 5000 + "}",
+     "nests its structure too deeply"),
+    ('{"format": "minidense", "version": 1, "object": {"__float__": "many"}}', "malformed"),
+])
+def test_malformed_metadata_is_one_checkpoint_error(tmp_path, meta, expected):
+    path = tmp_path / "odd.npz"
+    write_meta(path, meta)
+    with pytest.raises(serialization.CheckpointError, match=expected):
+        md.load(path)
+
+
+def test_non_finite_floats_round_trip_as_strict_json(tmp_path):
+    path = tmp_path / "nan.npz"
+    md.save({"loss": float("nan"), "bounds": (float("-inf"), float("inf")), "n": 1.5}, path)
+    with np.load(path) as archive:
+        text = bytes(archive["__meta__"]).decode()
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not strict JSON"))
+    loaded = md.load(path)
+    assert np.isnan(loaded["loss"]) and loaded["bounds"] == (-np.inf, np.inf)
+    assert loaded["n"] == 1.5
+
+
+def test_each_successful_write_removes_stale_temporary_files(tmp_path):
+    target = tmp_path / "last.npz"
+    for index in range(3):      # what writes killed before their rename leave behind
+        (tmp_path / f".last.npz.crash{index}.tmp").write_bytes(b"half")
+    (tmp_path / ".best.npz.crash.tmp").write_bytes(b"another file's")
+    md.save({"x": np.ones(2)}, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".best.npz.crash.tmp", "last.npz"]
+
+
+def test_load_state_dict_with_a_bad_entry_changes_nothing():
+    model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    state = {k: np.full_like(v, 7.0) for k, v in before.items()}
+    state["1.weight"] = np.array([["a", "b", "c"]])            # the last entry is text
+    with pytest.raises(RuntimeError, match="1.weight: dtype <U1"):
+        model.load_state_dict(state)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
