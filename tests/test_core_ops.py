@@ -227,3 +227,11 @@ def test_pow_gradcheck_fractional_and_negative_exponents(rng):
     x = md.tensor(rng.uniform(0.5, 2.0, size=(3, 2)), dtype=md.float64, requires_grad=True)
     md.gradcheck(lambda t: t ** 0.5, (x,))
     md.gradcheck(lambda t: t ** -2, (x,))
+
+
+@pytest.mark.parametrize("reduce", [md.sum, md.mean, md.max, md.min])
+def test_reduction_over_a_missing_axis_names_the_op_and_shape(reduce):
+    with pytest.raises(md.ShapeError, match=r"axis 2 does not exist in a tensor of shape \(2, 3\)"):
+        reduce(md.ones(2, 3), axis=2)
+    x = md.ones(2, 3)
+    np.testing.assert_array_equal(reduce(x, axis=-1).numpy(), reduce(x, axis=1).numpy())

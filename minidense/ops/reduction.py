@@ -6,12 +6,20 @@ every element the full gradient, ``mean`` a 1/n share, ``max`` only the elements
 (split evenly between ties, like ``torch.amax``).
 """
 from .. import backend
-from ..autograd import Function, Tensor
+from ..autograd import Function, ShapeError, Tensor
 from .shape import broadcast_to, keepdims_shape, normalize_axis, reshape
 
 
 def _axis_tuple(axis):
     return tuple(axis) if isinstance(axis, list) else axis
+
+
+def check_axis(op, shape, axis):
+    """Every axis must exist in ``shape`` (negative axes count from the end)."""
+    for a in (axis if isinstance(axis, tuple) else () if axis is None else (axis,)):
+        if not -len(shape) <= a < len(shape):
+            raise ShapeError(f"{op}: axis {a} does not exist in a tensor of shape {tuple(shape)} "
+                             f"(valid axes: {-len(shape)} to {len(shape) - 1})")
 
 
 class Sum(Function):
@@ -21,6 +29,7 @@ class Sum(Function):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
+        check_axis("sum", x.shape, self.axis)
         return x.sum(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, gy):
@@ -35,6 +44,7 @@ class Max(Function):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
+        check_axis("max", x.shape, self.axis)
         return x.max(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, gy):
