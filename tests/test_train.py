@@ -244,3 +244,154 @@ def test_multistep_schedule_divides_by_ten_at_half_and_three_quarters():
         scheduler.step()
     assert lrs[149] == pytest.approx(0.1) and lrs[150] == pytest.approx(0.01)
     assert lrs[224] == pytest.approx(0.01) and lrs[225] == pytest.approx(0.001)
+
+
+# ----------------------------------------------------------------------------------------------
+# User errors: one line, exit status 2, nothing written
+# ----------------------------------------------------------------------------------------------
+def one_line_error(capsys, program="train"):
+    """The stderr of a command that must have failed with a single-line message."""
+    error = capsys.readouterr().err
+    assert error.startswith(f"python -m minidense {program}: error: ") and error.count("\n") == 1
+    return error
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--growth-rate", "0"], "--growth-rate must be at least 1, got 0"),
+    (["--growth-rate", "-4"], "--growth-rate must be at least 1, got -4"),
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["--epochs", "-2", "--schedule", "none"], "--epochs must be at least 1, got -2"),
+    (["--lr", "nan"], "--lr must be a finite number above 0, got nan"),
+    (["--lr", "inf"], "--lr must be a finite number above 0, got inf"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--compression", "1.5"], "--compression must be in (0, 1], got 1.5"),
+])
+def test_options_that_cannot_train_are_named(tmp_path, capsys, flags, expected):
+    run_dir = tmp_path / "run"
+    assert train.train_main(flags + ["--out", str(run_dir), "--quiet"]) == 2
+    assert expected in one_line_error(capsys)
+    assert not run_dir.exists()
+
+
+def test_out_that_is_a_file_or_under_one_is_refused(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    assert train.train_main(["--out", str(a_file), "--quiet"]) == 2
+    assert f"--out {a_file} is a file; choose a folder" in one_line_error(capsys)
+    assert train.train_main(["--out", str(a_file / "run"), "--quiet"]) == 2
+    assert f"lies under the file {a_file}" in one_line_error(capsys)
+
+
+def test_out_that_is_not_writable_is_refused(tmp_path, capsys, monkeypatch):
+    from minidense import run_folder
+    monkeypatch.setattr(run_folder.os, "access", lambda path, mode: False)
+    assert train.train_main(["--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert f"{tmp_path} is not writable" in one_line_error(capsys)
+
+
+def test_resume_from_a_bare_state_dict_says_what_the_file_is(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    md.save(densenet_cifar(10, 4, bottleneck=True).state_dict(), run_dir / "last.npz")
+    assert train.train_main(["--out", str(run_dir), "--resume"]) == 2
+    error = one_line_error(capsys)
+    assert "is not a training checkpoint (it lacks model, optimizer, rng, epoch" in error
+    assert "model.load_state_dict(md.load(path))" in error
+
+
+def test_hostile_cifar_pickle_is_one_line(tmp_path, capsys):
+    import pickle
+
+    class Shell:
+        def __reduce__(self):
+            return (shutil.rmtree, ("/nonexistent",))
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in ["data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
+                 "batches.meta"]:
+        (folder / name).write_bytes(b"unused")
+    (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": Shell()}, protocol=2))
+    assert train.train_main(["--dataset", "cifar10", "--data-root", str(tmp_path), "--out",
+                             str(tmp_path / "run"), "--quiet"]) == 2
+    assert "refused to load the global 'shutil.rmtree'" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--limit", "0"], "--limit must be at least 1"),
+])
+def test_evaluate_options_that_cannot_run_are_named(straight_run, capsys, flags, expected):
+    assert train.evaluate_main([str(straight_run[0] / "best.npz"), *flags]) == 2
+    assert expected in one_line_error(capsys, "evaluate")
+
+
+def test_evaluate_into_a_file_is_refused(straight_run, tmp_path, capsys):
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    assert train.evaluate_main([str(straight_run[0] / "best.npz"), "--out", str(a_file)]) == 2
+    assert "is a file; choose a folder" in one_line_error(capsys, "evaluate")
+
+
+def test_heatmap_of_a_truncated_checkpoint_is_one_line(straight_run, tmp_path, capsys):
+    from minidense.analysis.cli import heatmap_main
+    cut = tmp_path / "cut.npz"
+    data = (straight_run[0] / "best.npz").read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    assert heatmap_main([str(cut), "--out", str(tmp_path / "f.png")]) == 2
+    assert "cut.npz" in one_line_error(capsys, "heatmap")
+
+
+# ----------------------------------------------------------------------------------------------
+# Runs that go wrong, and runs that are extended
+# ----------------------------------------------------------------------------------------------
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch,
+                                                                     capsys):
+    run_dir = tmp_path / "run"
+    original_step, calls = train.train_step, []
+
+    def diverging_step(*args):
+        calls.append(1)
+        loss, correct = original_step(*args)
+        return (float("nan") if len(calls) == 6 else loss), correct   # epoch 2, batch 2
+
+    monkeypatch.setattr(train, "train_step", diverging_step)
+    assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
+    error = one_line_error(capsys)
+    assert "the loss became nan at epoch 2, batch 2 of 4 (lr 0.05)" in error
+    assert "lower learning rate" in error and f"{run_dir / 'last.npz'} still holds epoch 1" in error
+    assert md.load(run_dir / "last.npz")["epoch"] == 1
+    assert [row["epoch"] for row in read_metrics(run_dir)] == [1]
+    assert not (run_dir / "results.json").exists()
+
+
+def test_extending_a_finished_run_rebuilds_its_schedule(straight_run, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight_run[0], run_dir)
+    assert train.train_main(["--out", str(run_dir), "--resume", "--epochs", "1"]) == 2
+    assert "already trained 2 epochs; pass --epochs 3 or more" in one_line_error(capsys)
+    assert train.train_main(["--out", str(run_dir), "--resume", "--epochs", "3", "--quiet",
+                             "--no-heatmap"]) == 0
+    assert "planned 2 epochs and now has 3: its cosine schedule is rebuilt for 3 epochs " \
+           "(epoch 3 starts at lr 0.025)" in capsys.readouterr().err
+    lrs = [row["lr"] for row in read_metrics(run_dir)]
+    assert lrs == pytest.approx([0.1, 0.05, 0.1 * (1 + np.cos(2 * np.pi / 3)) / 2])
+
+
+def test_every_json_file_is_strict(tmp_path):
+    from minidense import metrics
+    metrics.write_json(tmp_path / "r.json", {"loss": float("nan"), "rows": [np.float32("inf"), 1]})
+    metrics.write_jsonl(tmp_path / "r.jsonl", [{"x": -np.inf}])
+    reject = lambda name: pytest.fail(f"{name} is not strict JSON")    # noqa: E731
+    assert json.loads((tmp_path / "r.json").read_text(), parse_constant=reject) == \
+        {"loss": None, "rows": [None, 1]}
+    assert json.loads((tmp_path / "r.jsonl").read_text(), parse_constant=reject) == {"x": None}
+
+
+def test_moved_names_still_import_from_train():
+    from minidense.train import (DEFAULTS, UsageError, build_from_args, evaluate,  # noqa: F401
+                                 evaluate_main, fit, model_from_checkpoint, train_main)
+    from minidense.errors import UserError
+    assert issubclass(UsageError, UserError)
+    assert train_main.__module__ == "minidense.train_cli"
+    assert evaluate_main.__module__ == "minidense.evaluate_cli"
