@@ -73,6 +73,9 @@ def read_training_checkpoint(path):
     checkpoint = load(path)
     missing = ([key for key in TRAINING_KEYS if key not in checkpoint]
                if isinstance(checkpoint, dict) else list(TRAINING_KEYS))
+    if not missing and not (isinstance(checkpoint["arguments"], dict)
+                            and isinstance(checkpoint["history"], list)):
+        missing = ["arguments as a dict", "history as a list"]
     if missing:
         raise UsageError(f"{path} is not a training checkpoint (it lacks {', '.join(missing)}); "
                          f"a file of weights alone loads with model.load_state_dict(md.load(path)); "
