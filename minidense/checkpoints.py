@@ -78,8 +78,9 @@ def read_training_checkpoint(path):
         missing = ["arguments as a dict", "history as a list"]
     if missing:
         raise UsageError(f"{path} is not a training checkpoint (it lacks {', '.join(missing)}); "
-                         f"a file of weights alone loads with model.load_state_dict(md.load(path)); "
-                         f"to train, start a new run with another --out")
+                         f"a file of weights alone loads with "
+                         f"model.load_state_dict(md.load(path)); to train, start a new run with "
+                         f"another --out")
     return checkpoint
 
 

@@ -31,9 +31,9 @@ from . import backend, metrics
 from . import random as md_random
 from .autograd import no_grad
 from .checkpoints import make_checkpoint, restore_state, write_checkpoints
-from .errors import UsageError, UserError  # noqa: F401  (UsageError: importable from here)
+from .errors import UsageError, UserError  # noqa: F401  (UsageError is importable from here)
 from .nn import functional as F
-from .run_folder import METRIC_COLUMNS, write_history
+from .run_folder import METRIC_COLUMNS, write_history  # noqa: F401  (METRIC_COLUMNS: likewise)
 
 
 class TrainingDivergedError(UserError, FloatingPointError):
@@ -184,8 +184,10 @@ def fit(model, train_loader, test_loader, optimizer, scheduler=None, epochs=1, o
                 f"acc {100 * test_acc:.2f}%  ({result.history[-1]['seconds']:.1f} s, "
                 f"{images_per_s:.0f} img/s)")
     except TrainingDivergedError as error:
-        kept = (f"{out_dir / 'last.npz'} still holds epoch {finished}" if out_dir is not None
-                and finished else "no epoch was finished")
+        if out_dir is None:
+            raise
+        kept = (f"{out_dir / 'last.npz'} still holds epoch {finished}" if finished
+                else "no checkpoint was written")
         raise TrainingDivergedError(f"{error}; {kept}") from None
     except KeyboardInterrupt:
         result.interrupted = True
