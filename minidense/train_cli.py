@@ -61,7 +61,8 @@ def build_train_parser():
     recipe.add_argument("--preset", choices=sorted(PRESETS), default="quick",
                         help="'quick' (default) or 'paper' (SGD Nesterov, wd 1e-4, lr 0.1 /10 at "
                              "50%% and 75%%, batch 64, 300 epochs, augmentation)")
-    recipe.add_argument("--epochs", type=int)
+    recipe.add_argument("--epochs", type=int, help="epochs in total; with --resume, more than "
+                        "the run planned extends it (its schedule is rebuilt for the new length)")
     recipe.add_argument("--batch-size", type=int)
     recipe.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
     recipe.add_argument("--lr", type=float, help="initial learning rate")

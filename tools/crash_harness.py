@@ -158,13 +158,14 @@ def reject_constant(name):
     raise ValueError(f"not strict JSON: {name}")
 
 
-def run(work, quick=False, random_kills=None, seed=0, extra=()):
-    """The whole harness in ``work``; returns the report lines. ``quick``: two checkpoint writes
-    and one random kill (the form the test suite runs)."""
+def run(work, quick=False, random_kills=None, seed=0, extra=(), say=None):
+    """The whole harness in ``work``; returns the report lines (each also passed to ``say`` as it
+    comes). ``quick``: two checkpoint writes and one random kill (the form the test suite runs)."""
     work = Path(work)
     generator = random.Random(seed)
     straight_dir, seconds, writes = straight_run(work, extra)
-    report = [f"straight run: {seconds:.1f} s, {len(writes)} file writes"]
+    report = ReportLines(say)
+    report.append(f"straight run: {seconds:.1f} s, {len(writes)} file writes")
     if quick:   # the latest best.npz (the write a stale best would miss) and a middle last.npz
         targets = [("best.npz", writes.count("best.npz")), ("last.npz", 2)]
     else:
@@ -175,6 +176,19 @@ def run(work, quick=False, random_kills=None, seed=0, extra=()):
     for index in range(random_kills if random_kills is not None else (1 if quick else 10)):
         report.append(kill_at_random(work, straight_dir, seconds, generator, index, extra))
     return report
+
+
+class ReportLines(list):
+    """A list of report lines that also hands each line to ``say`` when it is added."""
+
+    def __init__(self, say=None):
+        super().__init__()
+        self.say = say
+
+    def append(self, line):
+        super().append(line)
+        if self.say is not None:
+            self.say(line)
 
 
 def main(argv=None):
@@ -189,8 +203,8 @@ def main(argv=None):
     parser.add_argument("--work", help="folder for the runs (default: a temporary one)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as temporary:
-        for line in run(args.work or temporary, args.quick, args.random_kills, args.seed):
-            print(line, flush=True)
+        run(args.work or temporary, args.quick, args.random_kills, args.seed,
+            say=lambda line: print(line, flush=True))
     return 0
 
 
