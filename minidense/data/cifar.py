@@ -182,9 +182,9 @@ class _CIFAR(ArrayDataset):
             classes = [_as_text(n) for n in meta.get(self.LABEL_NAMES[label][0], [])]
         if not len(labels):
             raise damaged_file_error(path, url, "it holds no images")
-        if not classes or labels.max() >= len(classes):
-            raise damaged_file_error(path, url, f"class names do not cover labels up to "
-                                                f"{labels.max()}")
+        if not classes or labels.min() < 0 or labels.max() >= len(classes):
+            raise damaged_file_error(path, url, f"labels span {labels.min()}..{labels.max()} but "
+                                                f"there are {len(classes)} class names")
         super().__init__(images.reshape(-1, 3, 32, 32), labels, classes, self.MEAN, self.STD,
                          self.NAME, train)
         self.label_kind = label
