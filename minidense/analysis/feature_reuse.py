@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..metrics import write_text
+
 __all__ = ["feature_reuse", "rescale_columns", "paper_figure5", "reuse_observations",
            "write_feature_reuse_csv", "PAPER_CSV"]
 
@@ -357,5 +359,5 @@ def write_feature_reuse_csv(matrices, path):
             for source, row in enumerate(shown):
                 targets = [_csv_cell(v) for v in row[:-1]] + [""] * (longest - num_layers)
                 lines.append(",".join([str(block), str(source), *targets, _csv_cell(row[-1]), kind]))
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")       # atomic: a crash never leaves half a file
     return Path(path)

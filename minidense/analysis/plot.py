@@ -6,8 +6,11 @@ matplotlib is imported when a plot is made, so `minidense.analysis` itself loads
 """
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
+
+from ..fileio import atomic_write
 
 from .feature_reuse import paper_figure5, rescale_columns
 
@@ -117,8 +120,9 @@ def plot_feature_reuse(matrices, path=None, rescale=True, titles=None, compare_w
             panel.suptitle(label, fontweight="bold")
     if suptitle:
         figure.suptitle(suptitle)
-    if path is not None:
-        figure.savefig(path, dpi=120)
+    if path is not None:        # atomic: a crash never leaves half a picture
+        image_format = Path(path).suffix.lstrip(".") or "png"
+        atomic_write(path, lambda file: figure.savefig(file, format=image_format, dpi=120))
     return figure
 
 
