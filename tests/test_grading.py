@@ -1,10 +1,12 @@
 """The autograder: reference solutions score 100%, stubs 0, and misbehaving student code (hangs,
 exits, stderr noise, syntax errors, renamed functions, forbidden imports) costs only its own task.
+Hostile submissions have their own file (test_grading_hostile.py).
 
 Most tests grade through the real command line (``python -m minidense grade``) in a subprocess
 and read the results.json it writes.
 """
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from minidense.grading.testing import forbidden_references
+import numpy as np
+
+from minidense.grading import wire
+from minidense.grading.testing import VISIBILITIES, forbidden_references
 
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ROOT / "exercises"
@@ -49,7 +54,7 @@ def assert_valid_gradescope(report):
     for entry in report["tests"]:
         assert set(entry) == {"name", "score", "max_score", "status", "output", "visibility"}
         assert entry["status"] in ("passed", "failed")
-        assert entry["visibility"] == "visible"
+        assert entry["visibility"] in VISIBILITIES
         assert entry["score"] == (entry["max_score"] if entry["status"] == "passed" else 0)
     assert report["score"] == sum(entry["score"] for entry in report["tests"])
 
@@ -134,17 +139,31 @@ def test_submissions_folder_gives_one_results_file_per_student_and_a_summary(tmp
             (tmp_path / student / name).write_text(text)
         (tmp_path / student).mkdir(exist_ok=True)
 
+    out = tmp_path / "grades"
     code, printed, _ = grade(EXERCISES, "--submissions", tmp_path, "--task", "sgd_nesterov_step",
-                             results=tmp_path / "ada" / "results.json")
+                             "--out", out, results=out / "ada" / "results.json")
     assert code == 0, printed
-    scores = {s: json.loads((tmp_path / s / "results.json").read_text())["score"] for s in students}
+    scores = {s: json.loads((out / s / "results.json").read_text())["score"] for s in students}
     assert scores == {"ada": 10, "bob": 0, "cy": 0}
-    cy = json.loads((tmp_path / "cy" / "results.json").read_text())["tests"]
+    assert not any((tmp_path / s / "results.json").exists() for s in students)
+    cy = json.loads((out / "cy" / "results.json").read_text())["tests"]
     assert all(e["output"].startswith("imports the reference implementation") for e in cy)
     assert "minidense.optim.SGD (line 1)" in cy[0]["output"]
-    lines = (tmp_path / "summary.csv").read_text().splitlines()
+    lines = (out / "summary.csv").read_text().splitlines()
     assert lines[0] == "student,score,max_score,sgd_nesterov_step"
     assert lines[1:] == ["ada,10,10,10", "bob,0,10,0", "cy,0,10,0"]
+
+    # A second run skips everyone already graded (a planted results.json in a student's own
+    # folder counts for nothing); --regrade grades again.
+    (tmp_path / "bob" / "sgd_nesterov_step.py").write_text(solution)
+    code, printed, _ = grade(EXERCISES, "--submissions", tmp_path, "--task", "sgd_nesterov_step",
+                             "--out", out, results=out / "bob" / "results.json")
+    assert printed.count("already graded") == 3
+    assert json.loads((out / "bob" / "results.json").read_text())["score"] == 0
+    code, printed, _ = grade(EXERCISES, "--submissions", tmp_path, "--task", "sgd_nesterov_step",
+                             "--out", out, "--regrade", results=out / "bob" / "results.json")
+    assert json.loads((out / "bob" / "results.json").read_text())["score"] == 10
+    assert (out / "summary.csv").read_text().splitlines()[2] == "bob,10,10,10"
 
 
 def test_gradescope_zip_has_scripts_tests_and_the_library(tmp_path):
@@ -159,10 +178,43 @@ def test_gradescope_zip_has_scripts_tests_and_the_library(tmp_path):
     assert {"setup.sh", "run_autograder", "exercises/tests/test_im2col.py",
             "exercises/tests/conftest.py", "exercises/tasks/im2col.py",
             "minidense_src/pyproject.toml", "minidense_src/minidense/grading/cli.py"} <= names
-    assert not any("__pycache__" in name for name in names)
+    assert not any("__pycache__" in name or "solutions" in name for name in names)
     assert mode & 0o111
-    assert "--submission /autograder/submission" in run_script
-    assert "/autograder/results/results.json" in run_script
+    assert '--submission "$ROOT/submission"' in run_script
+    assert 'RESULTS="$ROOT/results/results.json"' in run_script
+
+
+def run_autograder_script(tmp_path, python, submission_files):
+    """Lay out Gradescope's folders under tmp_path (as /autograder) and run run_autograder."""
+    with zipfile.ZipFile(tmp_path / "autograder.zip") as archive:
+        archive.extractall(tmp_path / "source")
+    os.chmod(tmp_path / "source" / "run_autograder", 0o755)
+    (tmp_path / "submission").mkdir()
+    for name, text in submission_files.items():
+        (tmp_path / "submission" / name).write_text(text)
+    environment = {**os.environ, "AUTOGRADER_ROOT": str(tmp_path), "AUTOGRADER_PYTHON": python}
+    finished = subprocess.run([str(tmp_path / "source" / "run_autograder")], env=environment,
+                              capture_output=True, text=True, timeout=600)
+    return finished, json.loads((tmp_path / "results" / "results.json").read_text())
+
+
+def test_run_autograder_grades_the_submission_and_always_writes_results(tmp_path):
+    subprocess.run([sys.executable, "-m", "minidense", "grade", str(EXERCISES),
+                    "--make-gradescope-zip", str(tmp_path / "autograder.zip")], cwd=ROOT,
+                   check=True, capture_output=True, timeout=120)
+    solution = (EXERCISES / "solutions" / "im2col.py").read_text()
+    for folder in ("ok", "broken"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(tmp_path / "autograder.zip", tmp_path / folder)
+    finished, report = run_autograder_script(tmp_path / "ok", sys.executable,
+                                             {"im2col.py": solution})
+    assert finished.returncode == 0, finished.stderr
+    assert_valid_gradescope(report)
+    assert task_score(report, "im2col") == 10 and report["max_score"] == 140
+
+    finished, report = run_autograder_script(tmp_path / "broken", "/nonexistent/python", {})
+    assert finished.returncode == 0
+    assert report["score"] == 0 and "could not run" in report["output"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,16 +246,20 @@ TOY_TASKS = {
     "stubborn": ("import time\n\ndef add(a, b):\n    while True:\n        try:\n"
                  "            time.sleep(60)\n        except BaseException:\n            pass\n"),
     "exits": "import sys\n\ndef add(a, b):\n    sys.exit(1)\n",
+    "hidden": "def add(a, b):\n    return a - b\n",
     "kills_process": "import os\n\ndef add(a, b):\n    os._exit(3)\n",
     "syntax_error": "def add(a, b)\n    return a + b\n",
     "renamed": "def plus(a, b):\n    return a + b\n",
     "forbidden_static": "from minidense.ops.conv import im2col\n\ndef add(a, b):\n    return a + b\n",
     "forbidden_alias": ("import minidense.ops as ops\n\ndef add(a, b):\n    ops.conv.pad2d\n"
                         "    return a + b\n"),
-    "forbidden_runtime": ("def add(a, b):\n    __import__('minidense.ops.' + 'conv')\n"
+    "forbidden_runtime": ("def add(a, b):\n"
+                          "    conv = __import__('minidense.ops.' + 'conv', fromlist=['x'])\n"
+                          "    getattr(conv, 'im' + '2col')(None, (1, 1))\n"
                           "    return a + b\n"),
     "forbidden_import_module": ("import importlib\n\ndef add(a, b):\n"
-                                "    importlib.import_module('minidense.ops.' + 'conv')\n"
+                                "    conv = importlib.import_module('minidense.ops.' + 'conv')\n"
+                                "    conv.col2im(None, None, (1, 1))\n"
                                 "    return a + b\n"),
 }
 
@@ -217,11 +273,14 @@ def toy_report(tmp_path_factory):
     shutil.copy(EXERCISES / "tests" / "conftest.py", exercises / "tests")
     shutil.copy(EXERCISES / "pytest.ini", exercises)
     for task, source in TOY_TASKS.items():
-        (exercises / "tests" / f"test_{task}.py").write_text(TOY_TEST.format(task=task))
+        test = TOY_TEST.format(task=task)
+        if task == "hidden":
+            test = test.replace("@points(1)", "@points(1, visibility='hidden')")
+        (exercises / "tests" / f"test_{task}.py").write_text(test)
         (exercises / "tasks" / f"{task}.py").write_text(source)
     (exercises / "tests" / "test_broken_test_file.py").write_text("def test_x(:\n")
     (exercises / "tasks" / "broken_test_file.py").write_text(TOY_TASKS["correct"])
-    code, printed, report = grade(exercises, "--timeout", "1", results=root / "r.json")
+    code, printed, report = grade(exercises, "--timeout", "3", results=root / "r.json")
     return code, printed, by_task(report), report
 
 
@@ -243,12 +302,13 @@ def test_stderr_and_stdout_noise_is_fine(toy_report):
 
 
 def test_a_hang_times_out_that_task_only(toy_report):
-    assert all(o.startswith("TimeLimitExceeded: timed out after 1 s") for o in
+    assert all(o.startswith("TimeLimitExceeded: timed out after 3 s") for o in
                outputs(toy_report, "sleeper"))
 
 
 def test_code_that_swallows_the_time_limit_is_killed(toy_report):
-    assert all(o.startswith("timed out (killed after 3 s)") for o in outputs(toy_report, "stubborn"))
+    assert all(o.startswith("TimeLimitExceeded: timed out after 3 s")
+               for o in outputs(toy_report, "stubborn"))
 
 
 def test_sys_exit_is_a_failure(toy_report):
@@ -258,7 +318,14 @@ def test_sys_exit_is_a_failure(toy_report):
 def test_os_exit_fails_each_test_and_the_rest_still_run(toy_report):
     found = outputs(toy_report, "kills_process")
     assert len(found) == 2
-    assert all(o.startswith("the test process ended during this test (exit code 3)") for o in found)
+    assert all(o.startswith("the submission's process ended during this call (exit code 3)")
+               for o in found)
+
+
+def test_hidden_tests_carry_gradescope_visibility(toy_report):
+    tests = toy_report[2]["hidden"]
+    assert tests["test_add"]["visibility"] == "visible"
+    assert tests["test_add_negative"]["visibility"] == "hidden"
 
 
 def test_syntax_error_and_renamed_function(toy_report):
@@ -270,8 +337,10 @@ def test_syntax_error_and_renamed_function(toy_report):
 
 @pytest.mark.parametrize("task, name", [("forbidden_static", "minidense.ops.conv.im2col (line 1)"),
                                         ("forbidden_alias", "minidense.ops.conv.pad2d (line 4)"),
-                                        ("forbidden_runtime", "minidense.ops.conv"),
-                                        ("forbidden_import_module", "minidense.ops.conv")])
+                                        ("forbidden_runtime", "minidense.ops.conv.im2col is "
+                                                              "switched off"),
+                                        ("forbidden_import_module", "minidense.ops.conv.col2im is "
+                                                                    "switched off")])
 def test_forbidden_imports_score_zero(toy_report, task, name):
     for output in outputs(toy_report, task):
         assert output.startswith("imports the reference implementation")
@@ -302,3 +371,63 @@ def test_a_broken_test_file_is_reported_not_crashed(toy_report):
 def test_forbidden_references(source, expected):
     forbidden = ["minidense.ops.conv", "exercises.solutions"]
     assert forbidden_references(source, forbidden) == expected
+
+
+# ----------------------------------------------------------------------------------------------
+# Grading without a sandbox says so; the wire format refuses what it must
+# ----------------------------------------------------------------------------------------------
+def test_grading_without_a_sandbox_says_so(tmp_path):
+    code, printed, report = grade(EXERCISES, "--solutions", "--task", "im2col", "--isolation",
+                                  "none", results=tmp_path / "r.json")
+    assert "not isolated: grade only trusted code this way" in printed
+    assert report["output"].startswith("Grading: not isolated: grade only trusted code this way")
+    assert report["score"] == 10
+
+
+def message_bytes(document, payload=b"", declared=None):
+    text = json.dumps(document).encode()
+    size = len(payload) if declared is None else declared
+    return wire.HEADER.pack(wire.MAGIC, len(text), size) + text + payload
+
+
+def read_bytes(data):
+    read, write = os.pipe()
+    os.write(write, data)
+    os.close(write)
+    try:
+        return wire.read_message(read, deadline=None)
+    finally:
+        os.close(read)
+
+
+def test_wire_round_trip_gives_plain_arrays():
+    value = {"a": np.arange(6.0).reshape(2, 3)[:, ::2], "s": np.float32(1.5), "t": (1, "x", None),
+             "d": np.float64}
+    read, write = os.pipe()
+    wire.write_message(write, value)
+    back = wire.read_message(read, deadline=None)
+    assert type(back["a"]) is np.ndarray and back["a"].flags.writeable
+    np.testing.assert_array_equal(back["a"], value["a"])
+    assert back["s"] == np.float32(1.5) and back["t"] == (1, "x", None) and back["d"] is np.float64
+
+
+@pytest.mark.parametrize("data, message", [
+    (message_bytes({"__array__": 0, "dtype": "float64", "shape": [1 << 40]}, declared=8 << 40),
+     "over the limits"),
+    (message_bytes({"__array__": 0, "dtype": "object", "shape": [1]}, b"\0" * 8), "malformed array"),
+    (message_bytes({"__array__": 0, "dtype": "float64", "shape": [3]}, b"\0" * 8),
+     "do not add up"),
+    (message_bytes({"__pickle__": "gASV"}), "unknown entry"),
+    (wire.HEADER.pack(wire.MAGIC, 20000, 0) + b"[" * 10000 + b"]" * 10000, "not valid JSON"),
+    (message_bytes([[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]),
+     "nested more than"),
+    (b"PKL1" + b"\0" * 16, "message marker"),
+])
+def test_wire_refuses_malformed_or_oversized_messages(data, message):
+    with pytest.raises(wire.WireError, match=message):
+        read_bytes(data)
+
+
+def test_wire_reports_a_vanished_worker():
+    with pytest.raises(EOFError):
+        read_bytes(message_bytes([1])[:10])

@@ -1,8 +1,10 @@
 """Fixtures for the graded tests.
 
 ``student`` is the task module under test: ``exercises/tasks/<TASK>.py`` by default, or the file in
-the folder the grader names (``--solutions`` points it at ``exercises/solutions``). Each test file
-sets ``TASK`` and ``FORBIDDEN`` (reference code the task must not use).
+the folder the grader names (``--solutions`` points it at ``exercises/solutions``). It runs in a
+sandboxed worker process; the fixture is a proxy whose calls cross to it as plain data
+(minidense/grading/student.py), so tests read as if the module were imported. Each test file sets
+``TASK`` and ``FORBIDDEN`` (reference code the task must not use).
 """
 from pathlib import Path
 

@@ -8,22 +8,27 @@
     python -m minidense grade --make-gradescope-zip autograder.zip
 """
 import argparse
+import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .gradescope import make_gradescope_zip
 from .report import summary_text, table, write_results
-from .runner import discover_tasks, grade_exercises
+from .runner import TestResult, discover_tasks, grade_exercises
+from .sandbox import DESCRIPTIONS, isolation_level
 from .workspace import student_folders, submission_task_dir, write_summary_csv
+
+DEFAULT_RESULTS = Path("grades") / "results.json"
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m minidense grade",
-        description="Grade the exercises: each task's tests run in their own process with a time "
-                    "limit per test; a table is printed and results.json (Gradescope's format) "
-                    "is always written.")
+        description="Grade the exercises: the tests run in a trusted process, each task's student "
+                    "code in a sandboxed worker with a time limit per test; a table is printed "
+                    "and results.json (Gradescope's format) is always written.")
     parser.add_argument("exercise_dir", nargs="?", default="exercises",
                         help="folder holding tasks/, tests/ and solutions/ (default: exercises)")
     which = parser.add_mutually_exclusive_group()
@@ -32,18 +37,26 @@ def build_parser():
     which.add_argument("--submission", metavar="DIR",
                        help="grade the <task id>.py files found in DIR (over the stubs)")
     which.add_argument("--submissions", metavar="DIR",
-                       help="grade each subfolder of DIR; writes DIR/<student>/results.json and "
-                            "DIR/summary.csv")
+                       help="grade each subfolder of DIR; writes OUT/<student>/results.json and "
+                            "OUT/summary.csv")
     which.add_argument("--make-gradescope-zip", metavar="ZIP",
                        help="build a Gradescope autograder zip instead of grading")
-    parser.add_argument("--results", default="results.json", metavar="PATH",
-                        help="where to write results.json (default: ./results.json)")
+    parser.add_argument("--results", default=str(DEFAULT_RESULTS), metavar="PATH",
+                        help=f"where to write results.json (default: {DEFAULT_RESULTS})")
+    parser.add_argument("--out", metavar="DIR",
+                        help="with --submissions: where results go (default: grades/<name of DIR>)")
+    parser.add_argument("--regrade", action="store_true",
+                        help="with --submissions: grade again students who already have results")
     parser.add_argument("--task", action="append", metavar="ID",
                         help="grade only this task (repeatable)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="time limit per test (default: 10)")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="grade N tasks at the same time (default: 1)")
+    parser.add_argument("--jobs", type=int, default=2, metavar="N",
+                        help="grade N students (with --submissions) or N groups of tasks at the "
+                             "same time (default: 2)")
+    parser.add_argument("--isolation", choices=("auto", "none"), default="auto",
+                        help="'auto': the strongest sandbox this machine allows; 'none': run "
+                             "student code without one (only for code you trust)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     return parser
 
@@ -61,22 +74,29 @@ def grade_main(argv=None):
         print(f"grade: unknown task(s) {', '.join(unknown)}; known: {', '.join(tasks)}",
               file=sys.stderr)
         return 2
+    if args.jobs < 1 or args.timeout <= 0:
+        print("grade: --jobs must be at least 1 and --timeout positive", file=sys.stderr)
+        return 2
     if args.make_gradescope_zip:
         path = make_gradescope_zip(exercise_dir, args.make_gradescope_zip, args.timeout)
         print(f"wrote {path} ({len(tasks)} tasks); upload it as the assignment's autograder")
         return 0
+    isolation = isolation_level(args.isolation)
+    print(f"grading {DESCRIPTIONS[isolation]}", flush=True)
     if args.submissions:
-        return _grade_submissions(exercise_dir, Path(args.submissions), args)
+        return _grade_submissions(exercise_dir, Path(args.submissions), args, isolation)
     if args.submission:
-        with submission_task_dir(exercise_dir, args.submission, tasks) as task_dir:
-            _grade_and_report(exercise_dir, task_dir, args, Path(args.results))
+        with submission_task_dir(exercise_dir, args.submission, tasks) as (task_dir, refused):
+            _grade_and_report(exercise_dir, task_dir, args, Path(args.results), isolation,
+                              refused)
         return 0
     task_dir = exercise_dir / ("solutions" if args.solutions else "tasks")
-    _grade_and_report(exercise_dir, task_dir, args, Path(args.results))
+    _grade_and_report(exercise_dir, task_dir, args, Path(args.results), isolation)
     return 0
 
 
-def _grade_and_report(exercise_dir, task_dir, args, results_path, label=""):
+def _grade_and_report(exercise_dir, task_dir, args, results_path, isolation, refused=(),
+                      label="", jobs=None):
     started = time.time()
 
     def show_progress(task_id, task_results):
@@ -85,25 +105,59 @@ def _grade_and_report(exercise_dir, task_dir, args, results_path, label=""):
             maximum = sum(r.max_score for r in task_results)
             print(f"  {label}{task_id:<32} {score:g}/{maximum:g}", flush=True)
 
+    notes = [f"Grading: {DESCRIPTIONS[isolation]}."] + [f"Refused: {why}." for why in refused]
     results = []
     try:
-        results = grade_exercises(exercise_dir, task_dir, args.task, args.timeout, args.jobs,
-                                  show_progress)
+        results = grade_exercises(exercise_dir, task_dir, args.task, args.timeout,
+                                  jobs or args.jobs, show_progress, isolation)
     finally:   # results.json is written whatever happens, even after an interruption
-        write_results(results, time.time() - started, results_path)
-    print(summary_text(results) if args.quiet else "\n" + table(results))
-    print(f"\nresults written to {results_path}")
+        write_results(results, time.time() - started, results_path, notes)
+    if not label:
+        print(summary_text(results) if args.quiet else "\n" + table(results))
+        print(f"\nresults written to {results_path}")
     return results
 
 
-def _grade_submissions(exercise_dir, submissions_dir, args):
+def _grade_submissions(exercise_dir, submissions_dir, args, isolation):
+    """Grade every student, ``args.jobs`` at a time; each results.json is written as soon as that
+    student is done, students graded before are skipped (unless --regrade), and summary.csv is
+    always written at the end."""
     tasks = discover_tasks(exercise_dir)
-    rows = []
-    for folder in student_folders(submissions_dir):
-        print(f"\n== {folder.name}")
-        with submission_task_dir(exercise_dir, folder, tasks) as task_dir:
-            results = _grade_and_report(exercise_dir, task_dir, args, folder / "results.json")
-        rows.append((folder.name, results))
-    summary = write_summary_csv(rows, submissions_dir / "summary.csv")
-    print(f"\n{len(rows)} submissions graded; summary in {summary}")
+    out = Path(args.out) if args.out else Path("grades") / submissions_dir.resolve().name
+    students = student_folders(submissions_dir)
+
+    def grade_student(folder):
+        results_path = out / folder.name / "results.json"
+        if results_path.is_file() and not args.regrade:
+            print(f"  {folder.name}: already graded ({results_path}); --regrade to redo")
+            return
+        try:
+            with submission_task_dir(exercise_dir, folder, tasks) as (task_dir, refused):
+                results = _grade_and_report(exercise_dir, task_dir, args, results_path,
+                                            isolation, refused, label=f"{folder.name}: ", jobs=1)
+            total = sum(r.score for r in results)
+            print(f"== {folder.name}: {total:g} / {sum(r.max_score for r in results):g}",
+                  flush=True)
+        except Exception as error:       # one student's failure never stops the others
+            failed = [TestResult(task_id, "(grading failed)", 0.0, 0.0, "failed",
+                                 f"{type(error).__name__}: {error}") for task_id in tasks]
+            write_results(failed, 0.0, results_path)
+            print(f"== {folder.name}: grading failed: {error}", flush=True)
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        list(pool.map(grade_student, students))
+    rows = [(folder.name, _read_results(out / folder.name / "results.json")) for folder in students]
+    summary = write_summary_csv(rows, out / "summary.csv")
+    print(f"\n{len(rows)} submissions graded; results in {out}, summary in {summary}")
     return 0
+
+
+def _read_results(path):
+    """TestResults back from a results.json this grader wrote (an empty list if unreadable)."""
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+        return [TestResult(test["name"].partition(": ")[0], test["name"].partition(": ")[2],
+                           float(test["max_score"]), float(test["score"]), test["status"])
+                for test in report["tests"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []

@@ -9,23 +9,38 @@ from pathlib import Path
 
 from .. import __version__
 
-SOURCE = "/autograder/source"
-
 SETUP_SH = """#!/usr/bin/env bash
-# Runs once, when Gradescope builds the autograder image.
+# Runs once, as root, when Gradescope builds the autograder image. Ubuntu's Python refuses a
+# system-wide pip install, so minidense goes into a virtual environment.
 set -euo pipefail
-if ! command -v pip3 >/dev/null; then
-    apt-get update && apt-get install -y python3 python3-pip
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" 2>/dev/null; then
+    apt-get update && apt-get install -y python3 python3-venv python3-pip
 fi
-pip3 install {install_target} "pytest>=7"
+python3 -m venv "$ROOT/venv"
+"$ROOT/venv/bin/python" -m pip install --upgrade pip
+"$ROOT/venv/bin/python" -m pip install {install_target} "pytest>=7"
+# The tests (and anything else of the instructor's) readable by root only: student code runs as
+# an unprivileged user in a sandbox, and must not find them even where no sandbox can be made.
+chmod -R go-rwx "$ROOT/source/exercises/tests" "$ROOT/source/minidense_src" 2>/dev/null || true
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
-# Runs once per submission. The grader copies the student's <task id>.py files over the stubs,
-# runs every task in its own process and always writes results.json.
-cd {source}
-python3 -m minidense grade {source}/exercises --submission /autograder/submission \\
-    --results /autograder/results/results.json --timeout {timeout}
+# Runs once per submission. The trusted grader runs the tests; the student's <task id>.py files
+# run only in sandboxed workers. results.json is written whatever happens.
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+PYTHON="${{AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}}"
+RESULTS="$ROOT/results/results.json"
+mkdir -p "$ROOT/results"
+rm -f "$RESULTS"
+cd "$ROOT/source" || true
+"$PYTHON" -m minidense grade "$ROOT/source/exercises" --submission "$ROOT/submission" \\
+    --results "$RESULTS" --timeout {timeout} --jobs 2
+status=$?
+if [ ! -s "$RESULTS" ]; then
+    printf '{{"score": 0, "output": "The autograder could not run (exit status %s); please tell your instructor.", "tests": []}}\\n' "$status" > "$RESULTS"
+fi
+exit 0
 """
 
 
@@ -35,11 +50,15 @@ def _project_root():
     return root if (root / "pyproject.toml").is_file() else None
 
 
-def _add_tree(archive, folder, prefix, skip=("__pycache__", ".pytest_cache")):
+SKIPPED = ("__pycache__", ".pytest_cache")
+
+
+def _add_tree(archive, folder, prefix, skip=SKIPPED):
     for path in sorted(Path(folder).rglob("*")):
-        if path.is_file() and not any(part in skip for part in path.parts) \
+        relative = path.relative_to(folder)
+        if path.is_file() and not any(part in skip for part in relative.parts) \
                 and path.suffix not in (".pyc", ".zip"):
-            archive.write(path, f"{prefix}/{path.relative_to(folder).as_posix()}")
+            archive.write(path, f"{prefix}/{relative.as_posix()}")
 
 
 def _add_script(archive, name, text):
@@ -50,16 +69,16 @@ def _add_script(archive, name, text):
 
 
 def make_gradescope_zip(exercise_dir, zip_path, timeout=10.0):
-    """Write the autograder zip to ``zip_path``; returns the path."""
+    """Write the autograder zip to ``zip_path``; returns the path. The reference solutions are
+    not in it: grading never needs them."""
     root = _project_root()
-    install_target = f"{SOURCE}/minidense_src" if root else f'"minidense=={__version__}"'
+    install_target = '"$ROOT/source/minidense_src"' if root else f'"minidense=={__version__}"'
     zip_path = Path(zip_path)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
         _add_script(archive, "setup.sh", SETUP_SH.format(install_target=install_target))
-        _add_script(archive, "run_autograder",
-                    RUN_AUTOGRADER.format(source=SOURCE, timeout=f"{timeout:g}"))
-        _add_tree(archive, exercise_dir, "exercises")
+        _add_script(archive, "run_autograder", RUN_AUTOGRADER.format(timeout=f"{timeout:g}"))
+        _add_tree(archive, exercise_dir, "exercises", skip=SKIPPED + ("solutions",))
         if root:
             for name in ("pyproject.toml", "README.md", "LICENSE"):
                 if (root / name).is_file():

@@ -3,6 +3,8 @@ import json
 from collections import OrderedDict
 from pathlib import Path
 
+from ..fileio import atomic_write
+
 
 def number(value):
     """10.0 -> 10, 2.5 -> 2.5 (points read better without a trailing .0)."""
@@ -38,25 +40,25 @@ def table(results, reason_width=60):
     return "\n".join(lines + ["", summary_text(results)])
 
 
-def gradescope_results(results, execution_time):
-    """The dict Gradescope expects in /autograder/results/results.json."""
+def gradescope_results(results, execution_time, notes=()):
+    """The dict Gradescope expects in /autograder/results/results.json; ``notes`` (how isolated
+    the grading was, refused files) open the top-level output."""
     tests = []
     for r in results:
         output = r.reason if not r.output else f"{r.reason}\n\n{r.output}"
         tests.append({"name": f"{r.task}: {r.test}", "score": number(r.score),
                       "max_score": number(r.max_score), "status": r.status,
-                      "output": output, "visibility": "visible"})
+                      "output": output, "visibility": r.visibility})
     return {"score": number(sum(r.score for r in results)),
             "max_score": number(sum(r.max_score for r in results)),
             "execution_time": round(execution_time, 2),
-            "output": summary_text(results),
+            "output": "\n".join([*notes, summary_text(results)]),
             "visibility": "visible",
             "tests": tests}
 
 
-def write_results(results, execution_time, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(gradescope_results(results, execution_time), indent=2),
-                    encoding="utf-8")
-    return path
+def write_results(results, execution_time, path, notes=()):
+    """Write results.json atomically, as strict JSON."""
+    text = json.dumps(gradescope_results(results, execution_time, notes), indent=2,
+                      allow_nan=False)
+    return atomic_write(path, lambda file: file.write(text.encode("utf-8")))

@@ -66,9 +66,9 @@ def _child_environment(task_dir, isolation):
 
 def _run_pytest(targets, task_dir, progress_path, timeout, cwd, isolation, on_progress):
     """Run pytest on ``targets``; return (exit code or 'timeout', output tail)."""
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    command = [sys.executable, "-m", "pytest", "-q", "--tb=short", "-p", "no:cacheprovider",
                "-p", "minidense.grading.plugin", "--grading-progress", str(progress_path),
-               "--grading-timeout", str(timeout), *targets]
+               "--grading-timeout", str(timeout), "--rootdir", str(cwd), *targets]
     with tempfile.TemporaryFile("w+") as log:
         child = subprocess.Popen(command, cwd=cwd, env=_child_environment(task_dir, isolation),
                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -46,12 +46,14 @@ class Session:
         self.output_read = 0
 
     def request(self, message):
+        __tracebackhide__ = True                 # pytest: show the test, not the proxy
         if self.load_failure is not None:
             raise StudentCodeError(self.load_failure)
         deadline = self.clock.deadline()
         try:
             if self.worker is None:
                 self._start(deadline)
+                deadline = self.clock.restart()          # starting the worker is not the test's time
             reply = self.worker.request(message, deadline)
             return self._unpack(reply)
         except (TimeoutError, EOFError, wire.WireError, OSError) as error:
@@ -126,6 +128,12 @@ class TestClock:
         self.seconds = seconds if seconds and seconds > 0 else None
         self.until = time.monotonic() + self.seconds if self.seconds else None
 
+    def restart(self):
+        """A fresh deadline, from now (after a worker has started)."""
+        if self.seconds:
+            self.until = max(self.until, time.monotonic() + self.seconds)
+        return self.deadline()
+
     def deadline(self):
         return self.until if self.until is not None else time.monotonic() + self.default_seconds
 
@@ -149,17 +157,20 @@ class RemoteObject:
         return f"<student's {self._type_name}>"
 
     def __getattr__(self, name):
+        __tracebackhide__ = True                 # pytest: show the test, not the proxy
         if name.startswith("__"):
             raise AttributeError(name)
         value, _ = self._session.request({"op": "getattr", "object": self._number, "name": name})
         return to_local(value, self._session, [])
 
     def __setattr__(self, name, value):
+        __tracebackhide__ = True                 # pytest: show the test, not the proxy
         tensors = []
         self._session.request({"op": "setattr", "object": self._number, "name": name,
                                "value": to_wire(value, tensors)})
 
     def __call__(self, *args, **kwargs):
+        __tracebackhide__ = True                 # pytest: show the test, not the proxy
         tensors = []
         message = {"op": "call", "object": self._number, "name": None,
                    "args": to_wire(list(args), tensors), "kwargs": to_wire(kwargs, tensors)}
@@ -239,6 +250,7 @@ class RemoteFunction(ArrayFunction):
         return self.output
 
     def backward(self, grad):
+        __tracebackhide__ = True                 # pytest: show the test, not the proxy
         grads, _ = self.session.request({"op": "backward", "node": self.node,
                                          "grad": numpy.asarray(grad)})
         if not isinstance(grads, list) or len(grads) != len(self.input_shapes):

@@ -36,6 +36,7 @@ MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 1
 CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
 PR_SET_NO_NEW_PRIVS = 38
 MAX_GRAPHS = 2000                     # recorded graphs kept for backward requests
+BOX_SUBMISSION = "/submission"        # where the student's files are, inside the box
 
 
 class ForbiddenUse(NotImplementedError):
@@ -89,7 +90,10 @@ def enter_box(plan):
     for path in plan["hidden"]:                            # e.g. the library's source, torch
         os.makedirs(root + path, exist_ok=True)
         _mount("tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
-    _bind(plan["submission"], root)
+    os.makedirs(root + BOX_SUBMISSION)
+    _mount(plan["submission"], root + BOX_SUBMISSION, None, MS_BIND | MS_REC)
+    _mount(None, root + BOX_SUBMISSION, None,
+           MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     os.makedirs(root + "/dev", exist_ok=True)
     for device in ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"):
         _bind(device, root, read_only=False)
@@ -188,6 +192,8 @@ def _switch_off_function(function, message):
 
 def switch_off(forbidden, task_id):
     """Replace the code of every forbidden function (and every method of a forbidden class)."""
+    import builtins
+    builtins.ForbiddenUse = ForbiddenUse     # the stubs run with the library module's globals
     switched = _forbidden_objects(forbidden)
     for obj, qualified in switched.values():
         short = qualified.rsplit(".", 1)[-1]
@@ -358,7 +364,7 @@ def serve(server, wire, request_fd, reply_fd, submission):
         try:
             value, changed = server.answer(request)
             encoded = wire.encode({"ok": value, "changed": changed})
-        except Exception as error:                         # reported, as data
+        except BaseException as error:                     # SystemExit too: reported, as data
             encoded = wire.encode({"error": describe_error(error, submission)})
         wire.send(reply_fd, encoded)
 
@@ -369,11 +375,12 @@ def main(config_text):
     from minidense.grading import wire
     import_library()
     import minidense as md
+    submission = config["submission"]
     if config["isolation"] in ("namespaces", "user-namespaces"):
         enter_box(config["plan"])
+        submission = BOX_SUBMISSION
     switched_ids = switch_off(config["forbidden"], config["task"])
     drop_privileges(config)
-    submission = config["submission"]
     try:
         module = load_student_module(config["task"], os.path.join(submission, config["file"]),
                                      switched_ids)
