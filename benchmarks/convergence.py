@@ -251,7 +251,7 @@ def plot(rows, step_losses, seeds, path, title):
     plt.close(figure)
 
 
-def write_outputs(rows, step_losses, args, stem):
+def write_outputs(rows, step_losses, args, stem, seconds):
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, stem + ".csv"), "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
@@ -260,7 +260,8 @@ def write_outputs(rows, step_losses, args, stem):
     record = dict(date=date.today().isoformat(), depth=args.depth, growth_rate=args.growth_rate,
                   epochs=args.epochs, batch_size=BATCH_SIZE, train_images=args.train_images or 10000,
                   test_images=args.test_images or 2000, seeds=args.seeds, recipe=RECIPE,
-                  torch_threads=args.threads, epochs_table=rows,
+                  torch_version=torch_version(), torch_threads=args.threads,
+                  seconds=round(seconds, 1), epochs_table=rows,
                   step_losses={f"{framework} seed {seed}": losses
                                for (framework, seed), losses in step_losses.items()})
     with open(os.path.join(RESULTS, stem + ".json"), "w") as file:
@@ -268,6 +269,11 @@ def write_outputs(rows, step_losses, args, stem):
     title = (f"DenseNet (depth {args.depth}, k = {args.growth_rate}) on the Fashion-MNIST sample: "
              f"minidense and PyTorch from the same weights on the same batches")
     plot(rows, step_losses, args.seeds, os.path.join(RESULTS, stem + ".png"), title)
+
+
+def torch_version():
+    import torch
+    return torch.__version__
 
 
 def main(argv=None):
@@ -309,7 +315,7 @@ def main(argv=None):
           + ", ".join(f"{d:.1e}" for d in first_steps) + "\n")
     print(comparison_table(rows, args.seeds))
     stem = args.out_stem or f"convergence_densenet{args.depth}_k{args.growth_rate}"
-    write_outputs(rows, step_losses, args, stem)
+    write_outputs(rows, step_losses, args, stem, time.perf_counter() - start)
     print(f"wrote {os.path.join(RESULTS, stem)}.csv/.json/.png")
 
 
