@@ -54,9 +54,9 @@ def build_parser():
     parser.add_argument("--jobs", type=int, default=2, metavar="N",
                         help="grade N students (with --submissions) or N groups of tasks at the "
                              "same time (default: 2)")
-    parser.add_argument("--isolation", choices=("auto", "none"), default="auto",
-                        help="'auto': the strongest sandbox this machine allows; 'none': run "
-                             "student code without one (only for code you trust)")
+    parser.add_argument("--isolation", choices=("auto", *DESCRIPTIONS), default="auto",
+                        help="'auto' (default): the strongest sandbox this machine allows; the "
+                             "others force a level ('none': no sandbox, only for code you trust)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     return parser
 

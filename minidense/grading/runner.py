@@ -67,6 +67,7 @@ def _child_environment(task_dir, isolation):
 def _run_pytest(targets, task_dir, progress_path, timeout, cwd, isolation, on_progress):
     """Run pytest on ``targets``; return (exit code or 'timeout', output tail)."""
     command = [sys.executable, "-m", "pytest", "-q", "--tb=short", "-p", "no:cacheprovider",
+               "--continue-on-collection-errors",
                "-p", "minidense.grading.plugin", "--grading-progress", str(progress_path),
                "--grading-timeout", str(timeout), "--rootdir", str(cwd), *targets]
     with tempfile.TemporaryFile("w+") as log:
@@ -146,6 +147,10 @@ def grade_tasks(tasks, task_dir, timeout, isolation="auto", on_task_done=None):
                 break
             targets = [str(test_files[0].parent / nodeid) for nodeid in remaining]
     results = {task_id: [] for task_id in tasks}
+    uncollected = set(tasks) - {task_of(test["nodeid"]) for test in tests}
+    for task_id in uncollected:                     # e.g. a test file with a syntax error
+        results[task_id].append(TestResult(task_id, "(could not run the tests)", 0.0, 0.0,
+                                           "failed", "its test file could not be collected", log))
     for test in tests:
         task_id = task_of(test["nodeid"])
         results[task_id].append(_result(task_id, test, finished.get(test["nodeid"]),

@@ -52,10 +52,11 @@ _level = None
 
 
 def isolation_level(requested="auto"):
-    """The strongest isolation this machine allows ('none' when ``requested`` is 'none')."""
+    """The strongest isolation this machine allows, or the level ``requested`` by name (to check
+    how the weaker ones behave)."""
     global _level
-    if requested == "none":
-        return "none"
+    if requested in DESCRIPTIONS:
+        return requested
     if _level is None:
         _level = _probe()
     return _level

@@ -39,7 +39,7 @@ from .student import RemoteObject, Session, StudentCodeError, TestClock
 
 ALWAYS_FORBIDDEN = ("exercises.solutions", "solutions", "torch", "tensorflow", "jax")
 TASK_DIR_VARIABLE = "MINIDENSE_TASK_DIR"   # set by the grader: where the task modules live
-ISOLATION_VARIABLE = "MINIDENSE_GRADER_ISOLATION"   # 'auto' (default) or 'none'
+ISOLATION_VARIABLE = "MINIDENSE_GRADER_ISOLATION"   # 'auto' (default) or a level by name
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")   # Gradescope's
 FORBIDDEN_REASON = "imports the reference implementation"
 
