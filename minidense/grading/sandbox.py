@@ -63,20 +63,32 @@ def isolation_level(requested="auto"):
 
 
 def _probe():
+    """Try to build a real box (worker.enter_box) in fresh namespaces; fall back if refused."""
     unshare = shutil.which("unshare")
-    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    root = _is_root()
     if unshare and sys.platform.startswith("linux"):
         flags = NAMESPACE_FLAGS if root else ["--user", "--map-root-user", *NAMESPACE_FLAGS]
-        probe = [unshare, *flags, sys.executable, "-I", "-c",
-                 "import ctypes, ctypes.util, os; libc = ctypes.CDLL(ctypes.util.find_library('c'));"
-                 "os._exit(libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None) != 0)"]
-        try:
-            if subprocess.run(probe, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=30).returncode == 0:
-                return "namespaces" if root else "user-namespaces"
-        except (OSError, subprocess.SubprocessError):
-            pass
+        with tempfile.TemporaryDirectory(prefix="minidense-probe-") as scratch:
+            (Path(scratch) / "root").mkdir()
+            (Path(scratch) / "submission").mkdir()
+            plan = filesystem_plan(Path(scratch) / "root", Path(scratch) / "submission")
+            boot = (f"import sys; sys.path[:0] = {[_library_parent()]!r}; "
+                    "from minidense.grading.worker import enter_box; import json; "
+                    "enter_box(json.loads(sys.argv[1]))")
+            probe = [unshare, *flags, sys.executable, "-I", "-c", boot, json.dumps(plan)]
+            try:
+                if subprocess.run(probe, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=60).returncode == 0:
+                    return "namespaces" if root else "user-namespaces"
+            except (OSError, subprocess.SubprocessError):
+                pass
     return "uid" if root else "none"
+
+
+def _library_parent():
+    """The folder that holds the minidense package (put first on the worker's sys.path)."""
+    import minidense
+    return os.path.dirname(os.path.dirname(os.path.realpath(minidense.__file__)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -164,8 +176,7 @@ class Worker:
                   "isolation": self.isolation, "uid": self.uid, "limits": self.limits,
                   "fds": [request_read, reply_write],
                   "plan": filesystem_plan(self.scratch / "root", self.submission) if boxed else None}
-        import minidense
-        boot = BOOT.format(paths=[os.path.dirname(os.path.dirname(minidense.__file__))])
+        boot = BOOT.format(paths=[_library_parent()])
         command = [sys.executable, "-I", "-c", boot, json.dumps(config)]
         if boxed:
             user = [] if self.isolation == "namespaces" else ["--user", "--map-root-user"]
