@@ -50,3 +50,18 @@ def test_softmax_of_an_integer_or_bool_tensor_raises(function, values):
         function(md.tensor(values), axis=0)
     probabilities = function(md.tensor(values).float(), axis=0)
     assert probabilities.dtype == np.float32
+
+
+def test_mean_of_an_empty_tensor_is_nan():
+    assert np.isnan(md.tensor(np.zeros((0, 3))).mean().item())
+    np.testing.assert_array_equal(md.tensor(np.zeros((0, 3))).mean(axis=0).numpy(), [np.nan] * 3)
+    np.testing.assert_array_equal(md.tensor(np.ones((2, 3))).mean(axis=1).numpy(), [1.0, 1.0])
+
+
+def test_max_and_min_send_the_gradient_to_the_nan():
+    x = md.tensor(np.array([[1.0, np.nan, 3.0], [1.0, 2.0, 3.0]]), requires_grad=True)
+    x.max(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 1, 0], [0, 0, 1]])
+    x.grad = None
+    x.min(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 1, 0], [1, 0, 0]])

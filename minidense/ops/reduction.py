@@ -5,6 +5,8 @@ A reduction's backward spreads the gradient back over the elements that were red
 every element the full gradient, ``mean`` a 1/n share, ``max`` only the elements equal to the maximum
 (split evenly between ties, like ``torch.amax``).
 """
+import builtins
+
 from .. import backend
 from ..autograd import Function, ShapeError, Tensor
 from .shape import broadcast_to, keepdims_shape, normalize_axis, reshape
@@ -38,7 +40,10 @@ class Sum(Function):
 
 
 class Max(Function):
-    """y = max of x over axis.   dL/dx = dL/dy at the maxima (shared evenly by ties), 0 elsewhere"""
+    """y = max of x over axis.   dL/dx = dL/dy at the maxima (shared evenly by ties), 0 elsewhere.
+
+    A NaN is the maximum of its window (NumPy and PyTorch propagate it), so the NaNs are where
+    the gradient goes."""
 
     def __init__(self, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
@@ -49,7 +54,9 @@ class Max(Function):
 
     def backward(self, gy):
         x = self.inputs[0].data
-        is_max = (x == x.max(axis=self.axis, keepdims=True)).astype(x.dtype)
+        xp = backend.get_array_module(x)
+        peak = x.max(axis=self.axis, keepdims=True)
+        is_max = ((x == peak) | (xp.isnan(x) & xp.isnan(peak))).astype(x.dtype)
         share = is_max / is_max.sum(axis=self.axis, keepdims=True)
         return broadcast_to(reshape(gy, keepdims_shape(x.shape, self.axis)), x.shape) * Tensor(share)
 
@@ -62,7 +69,8 @@ def sum(x, axis=None, keepdims=False, dim=None, keepdim=None):
 def mean(x, axis=None, keepdims=False, dim=None, keepdim=None):
     axis = _axis_tuple(normalize_axis(axis, dim))
     total = sum(x, axis, keepdims if keepdim is None else keepdim)
-    return total * (total.data.size / x.data.size) if x.data.size else total
+    count = x.data.size // builtins.max(total.data.size, 1)     # values averaged per output
+    return total * (1.0 / count if count else float("nan"))     # an empty mean is NaN
 
 
 def max(x, axis=None, keepdims=False, dim=None, keepdim=None):
