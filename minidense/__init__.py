@@ -18,6 +18,7 @@ from .creation import (arange, full, ones, ones_like, rand, randn, randn_like, t
                        zeros_like)
 from .ops import (abs, argmax, cat, exp, flatten, log, matmul, max, mean, min, permute, relu,
                   reshape, sigmoid, split, sqrt, stack, sum, tanh, transpose)
+from .ops.parallel import get_num_threads, set_num_threads
 from .random import manual_seed
 from . import gradcheck as gradcheck_module
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, gradgradcheck

@@ -9,7 +9,8 @@ so a slow moment of the machine hits both), and the ratio is printed. The PyTorc
 always its plain DenseNet, also with ``--memory-efficient``, which changes only minidense's run
 (PyTorch's own memory-efficient DenseNet recomputes with checkpointing, another technique).
 ``--profile`` splits one minidense step by op family (conv, batch norm, concat, pooling,
-optimizer, other).
+optimizer, other). ``--threads N`` runs minidense with N threads (``set_num_threads``; 1 = every
+op as written, on one core), for an A/B of the parallel paths against the same PyTorch runs.
 
 Numbers reported: median images/s over the timed steps, and the memory training added on top of
 the model and the batch: on the CPU the process's peak resident memory (``ru_maxrss``) minus its
@@ -97,7 +98,15 @@ def run_minidense(model_name, batch_size, device, steps, warmup, memory_efficien
     peak_added = (_cupy_pool_mb() if device == "cuda" else _peak_rss_mb()) - baseline
     return {"framework": "minidense", "step_seconds": times,
             "images_per_s": batch_size / statistics.median(times),
-            "peak_added_mb": peak_added, "peak_rss_mb": _peak_rss_mb()}
+            "peak_added_mb": peak_added, "peak_rss_mb": _peak_rss_mb(), **_thread_facts()}
+
+
+def _thread_facts():
+    """How many threads minidense split its CPU ops over, and whether it could hold OpenBLAS to
+    one thread meanwhile (threadpoolctl installed)."""
+    from minidense.ops import parallel
+    return {"threads": parallel.get_num_threads(),
+            "blas_managed": parallel.blas_is_managed()}
 
 
 OP_FAMILIES = {"conv": "conv", "normalization": "batch norm", "pooling": "pooling",
@@ -222,7 +231,10 @@ def _in_subprocess(framework, args):
                "--steps", str(args.steps), "--warmup", str(args.warmup)]
     if args.memory_efficient and framework == "minidense":
         command.append("--memory-efficient")
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = dict(os.environ)
+    if args.threads is not None and framework == "minidense":
+        env["MINIDENSE_NUM_THREADS"] = str(args.threads)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{framework} benchmark failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -248,6 +260,8 @@ def bench_main(argv=None):
     parser.add_argument("--memory-efficient", action="store_true")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     parser.add_argument("--profile", action="store_true", help="per-op-family time split")
+    parser.add_argument("--threads", type=int, help="threads for minidense's CPU ops (default: "
+                        "one per core when OpenBLAS can be held to one thread; 1 = no splitting)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--_worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -274,6 +288,10 @@ def bench_main(argv=None):
           f"timed steps, {os.cpu_count()} cores")
     memory_column = "peak added GPU MB" if args.device == "cuda" else "peak added MB"
     print(f"  {'framework':<10} {'images/s (median)':>18} {memory_column:>18}")
+    if "minidense" in runs:
+        facts = runs["minidense"][0]
+        print(f"  minidense: {facts.get('threads')} thread(s), OpenBLAS "
+              f"{'held to one thread inside split ops' if facts.get('blas_managed') else 'as configured'}")
     for framework, results in runs.items():
         ips = statistics.median(r["images_per_s"] for r in results)
         peak = max(r["peak_added_mb"] for r in results)
@@ -285,6 +303,9 @@ def bench_main(argv=None):
         summary["speed_ratio"], summary["memory_ratio"] = speed, memory
         print(f"  minidense / PyTorch: speed {speed:.2f}x, peak memory {memory:.2f}x")
     if args.profile:
+        if args.threads is not None:
+            from minidense.ops import parallel
+            parallel.set_num_threads(args.threads)
         wall, parts = profile_minidense(args.model, args.batch_size, args.device, args.steps,
                                         args.memory_efficient)
         summary["profile"] = {"seconds_per_step": wall, "parts": parts}

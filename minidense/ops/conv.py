@@ -47,6 +47,7 @@ paths against ``conv2d_naive``.
 """
 from .. import backend
 from ..autograd import ArrayFunction, ShapeError
+from . import parallel
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,14 +210,25 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0):
 
         stride 1      shifted products: multiply first, then shift and add   (_stride1_forward)
         other stride  im2col, then one matmul                                (_im2col_forward)
+
+    On the CPU a large batch is cut into one part per core and the parts are convolved at once
+    (parallel.py): every image is convolved on its own, so each part fills its rows of y.
     """
     stride = pair(stride, "stride", "conv2d", 1)
     padding = pair(padding, "padding", "conv2d", 0)
-    check_conv_inputs("conv2d", x, weight, bias, stride, padding)
-    if stride == (1, 1):
-        y = _stride1_forward(x, weight, padding)
-    else:
-        y = _im2col_forward(x, weight, stride, padding)
+    oh, ow = check_conv_inputs("conv2d", x, weight, bias, stride, padding)
+
+    def path(x_part, out=None):
+        if stride == (1, 1):
+            return _stride1_forward(x_part, weight, padding, out)
+        return _im2col_forward(x_part, weight, stride, padding, out)
+
+    parts = parallel.parts_for(x)
+    if parts == 1:
+        y = path(x)
+    else:                                                   # the parallel path
+        y = backend.get_array_module(x).empty((x.shape[0], weight.shape[0], oh, ow), x.dtype)
+        parallel.over_batch(path, x, y, parts=parts, matmul=True)
     if bias is not None:
         y += bias.reshape(1, -1, 1, 1)
     return y
@@ -224,28 +236,54 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0):
 
 def conv2d_backward(gy, x, weight, stride=1, padding=0, need_x=True, need_weight=True):
     """(dL/dx, dL/dweight) of conv2d from dL/dy, by the path the forward pass took; None where
-    not needed. (dL/dbias is dL/dy summed over batch and pixels: it needs neither x nor weight.)"""
+    not needed. (dL/dbias is dL/dy summed over batch and pixels: it needs neither x nor weight.)
+
+    Split over the batch like the forward pass: each part fills its rows of dL/dx, and dL/dweight
+    is the sum of the parts' dL/dweight (a sum over images, like the product it replaces).
+    """
     stride = pair(stride, "stride", "conv2d", 1)
     padding = pair(padding, "padding", "conv2d", 0)
-    if stride == (1, 1):
-        return _stride1_backward(gy, x, weight, padding, need_x, need_weight)
-    return _im2col_backward(gy, x, weight, stride, padding, need_x, need_weight)
+
+    def path(gy_part, x_part, out=None):
+        if stride == (1, 1):
+            return _stride1_backward(gy_part, x_part, weight, padding, need_x, need_weight, out)
+        return _im2col_backward(gy_part, x_part, weight, stride, padding, need_x, need_weight,
+                                out)
+
+    parts = parallel.parts_for(x)
+    if parts == 1:
+        return path(gy, x)
+    # the parallel path
+    gx = backend.get_array_module(x).empty(x.shape, gy.dtype) if need_x else None
+    results = parallel.over_batch(path, gy, x, *([gx] if need_x else []), parts=parts,
+                                  matmul=True)
+    gw = sum(r[1] for r in results) if need_weight else None
+    return gx, gw
 
 
 # ----------------------------------------------------------------------------------------------
 # Any stride: im2col, then one matmul (see the module docstring)
 # ----------------------------------------------------------------------------------------------
-def _im2col_forward(x, weight, stride, padding):
-    """y[n] = W2 @ cols[n], with W2 the weight as an (O, C*kh*kw) matrix."""
+def _im2col_forward(x, weight, stride, padding, out=None):
+    """y[n] = W2 @ cols[n], with W2 the weight as an (O, C*kh*kw) matrix (written into ``out``
+    when given)."""
     xp = backend.get_array_module(x)
     out_channels = weight.shape[0]
     oh, ow = check_windows("conv2d", x.shape, weight.shape[2:], stride, padding)
     cols = im2col(x, weight.shape[2:], stride, padding)                # (N, C*kh*kw, OH*OW)
     y = xp.matmul(weight.reshape(out_channels, -1), cols)              # (N, O, OH*OW)
-    return y.reshape(x.shape[0], out_channels, oh, ow)
+    return _into(out, y.reshape(x.shape[0], out_channels, oh, ow))
 
 
-def _im2col_backward(gy, x, weight, stride, padding, need_x, need_weight):
+def _into(out, a):
+    """``a``, copied into ``out`` when an output buffer is given."""
+    if out is None:
+        return a
+    out[...] = a
+    return out
+
+
+def _im2col_backward(gy, x, weight, stride, padding, need_x, need_weight, out=None):
     """dL/dW2 = sum_n dL/dy[n] @ cols[n]^T,   dL/dx = col2im(W2^T @ dL/dy[n]).
 
     The columns are rebuilt here rather than kept from the forward pass: one more im2col, but the
@@ -261,7 +299,7 @@ def _im2col_backward(gy, x, weight, stride, padding, need_x, need_weight):
         gw = xp.matmul(gy, cols.transpose(0, 2, 1)).sum(axis=0).reshape(weight.shape)
     if need_x:
         gcols = xp.matmul(weight.reshape(out_channels, -1).T, gy)      # (N, C*kh*kw, OH*OW)
-        gx = col2im(gcols, x.shape, weight.shape[2:], stride, padding)
+        gx = _into(out, col2im(gcols, x.shape, weight.shape[2:], stride, padding))
     return gx, gw
 
 
@@ -274,10 +312,11 @@ def _channels_first(a):
     return xp.ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(a.shape[1], -1)
 
 
-def _batch_first(a2, n, hw):
-    """(C, N*H*W) or (C, N, H, W) back to (N, C, H, W) (a copy)."""
+def _batch_first(a2, n, hw, out=None):
+    """(C, N*H*W) or (C, N, H, W) back to (N, C, H, W) (a copy, into ``out`` when given)."""
     xp = backend.get_array_module(a2)
-    return xp.ascontiguousarray(a2.reshape(a2.shape[0], n, *hw).transpose(1, 0, 2, 3))
+    a4 = a2.reshape(a2.shape[0], n, *hw).transpose(1, 0, 2, 3)
+    return xp.ascontiguousarray(a4) if out is None else _into(out, a4)
 
 
 def _valid_range(out_size, in_size, offset, pad):
@@ -296,8 +335,9 @@ def _shifts(kernel, padding, out_hw, in_hw):
                 (slice(r0 + i - ph, r1 + i - ph), slice(s0 + j - pw, s1 + j - pw))
 
 
-def _stride1_forward(x, weight, padding):
-    """y = conv2d(x, weight, stride=1): one matmul on x itself, then shift-and-add (O channels)."""
+def _stride1_forward(x, weight, padding, out=None):
+    """y = conv2d(x, weight, stride=1): one matmul on x itself, then shift-and-add (O channels).
+    Written into ``out`` when given."""
     xp = backend.get_array_module(x)
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
@@ -305,14 +345,14 @@ def _stride1_forward(x, weight, padding):
     w_offsets = weight.transpose(2, 3, 0, 1).reshape(kh * kw * o, c)    # rows ordered (i, j, o)
     partial = (w_offsets @ _channels_first(x)).reshape(kh, kw, o, n, h, w)
     if (kh, kw) == (1, 1) and tuple(padding) == (0, 0):
-        return _batch_first(partial[0, 0], n, (h, w))
+        return _batch_first(partial[0, 0], n, (h, w), out)
     y = xp.zeros((o, n, oh, ow), dtype=partial.dtype)
     for i, j, (rows, cols), (in_rows, in_cols) in _shifts((kh, kw), padding, (oh, ow), (h, w)):
         y[:, :, rows, cols] += partial[i, j, :, :, in_rows, in_cols]
-    return _batch_first(y, n, (oh, ow))
+    return _batch_first(y, n, (oh, ow), out)
 
 
-def _stride1_backward(gy, x, weight, padding, need_x, need_weight):
+def _stride1_backward(gy, x, weight, padding, need_x, need_weight, out=None):
     """dL/dx and dL/dweight of the stride-1 convolution.
 
     shifted[i, j][:, :, r + i - ph, s + j - pw] = dL/dy[:, :, r, s]     (dL/dy moved to each offset)
@@ -334,7 +374,7 @@ def _stride1_backward(gy, x, weight, padding, need_x, need_weight):
     gx = gw = None
     if need_x:
         w_by_input = weight.transpose(1, 2, 3, 0).reshape(c, kh * kw * o)   # columns (i, j, o)
-        gx = _batch_first(w_by_input @ shifted, n, (h, w))
+        gx = _batch_first(w_by_input @ shifted, n, (h, w), out)
     if need_weight:
         # (C, N*H*W) @ (N*H*W, kh*kw*O): BLAS is fastest with the long axis inside this way round
         gw_by_input = _channels_first(x) @ shifted.T

@@ -15,9 +15,14 @@ the channel's M values). The running statistics move towards the batch's,
     running_var  <- (1 - momentum) running_var  + momentum var * M / (M - 1)   (unbiased)
 
 Evaluation uses the running statistics, which are constants, so dL/dx = dL/dy * gamma / sigma.
+
+On the CPU, a large batch is cut into parts that run at once on the cores (parallel.py): every
+pass over memory runs on each part, and the per-channel sums of the parts add up to the batch's.
+``_train_forward_split`` and ``_backward_split`` are those parallel paths, next to the plain ones.
 """
 from .. import backend
 from ..autograd import ArrayFunction, ShapeError, Tensor
+from . import parallel
 
 def channel_sum(a, b=None):
     """Per channel c: the sum of a[n, c, h, w] over n, h, w, or of a * b without storing the
@@ -46,10 +51,11 @@ def check_batch_norm_inputs(x, *per_channel):
                              f"{x.shape} has {channels} channels (expected ({channels},))")
 
 
-def batch_norm_train_forward(x, gamma, beta, eps=1e-5):
+def batch_norm_train_forward(x, gamma, beta, eps=1e-5, relu=False):
     """Normalise with the batch's own statistics. Returns (y, x_hat, inv_std, mean, var): what
     the backward pass needs (x_hat and 1/sigma, shaped to broadcast) and the batch mean and
-    biased variance, each of shape (C,), for the running statistics.
+    biased variance, each of shape (C,), for the running statistics. ``relu=True``: y is
+    max(y, 0), taken in place (the fused BN-ReLU).
 
     The variance is computed from the centred values, mean((x - mu)^2), not as E[x^2] - mu^2:
     the shortcut loses every digit to cancellation in float32 when |mu| >> sigma, and the centred
@@ -59,18 +65,52 @@ def batch_norm_train_forward(x, gamma, beta, eps=1e-5):
     if count < 2:
         raise ValueError(f"batch_norm: training needs more than one value per channel to compute "
                          f"a variance, got input shape {x.shape}")
+    parts = parallel.parts_for(x)
+    if parts > 1:
+        return _train_forward_split(x, gamma, beta, eps, relu, parts)
     xp = backend.get_array_module(x)
     mean = _per_channel(channel_sum(x) / x.dtype.type(count), x.ndim)
     x_hat = x - mean
     var = _per_channel(channel_sum(x_hat, x_hat) / x.dtype.type(count), x.ndim)
     inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
     x_hat *= inv_std                                       # in place: no second x-sized buffer
-    y = x_hat * _per_channel(gamma, x.ndim)
-    y += _per_channel(beta, x.ndim)
+    y = _scale_shift(x_hat, gamma, beta, relu)
     return y, x_hat, inv_std, mean.reshape(-1), var.reshape(-1)
 
 
-def batch_norm_eval_forward(x, running_mean, running_var, gamma, beta, eps=1e-5):
+def _scale_shift(x_hat, gamma, beta, relu, out=None):
+    """y = gamma * x_hat + beta per channel (then max(y, 0) with ``relu``), into ``out`` if given."""
+    xp = backend.get_array_module(x_hat)
+    y = xp.multiply(x_hat, _per_channel(gamma, x_hat.ndim), out=out)
+    y += _per_channel(beta, x_hat.ndim)
+    if relu:
+        xp.maximum(y, 0, out=y)
+    return y
+
+
+def _train_forward_split(x, gamma, beta, eps, relu, parts):
+    """The parallel path of ``batch_norm_train_forward``: the same passes over memory, each run
+    on ``parts`` parts of the batch at once; the per-channel sums of the parts add up."""
+    xp = backend.get_array_module(x)
+    count = x.dtype.type(x.size // x.shape[1])
+    mean = _per_channel(sum(parallel.over_batch(channel_sum, x, parts=parts)) / count, x.ndim)
+    x_hat = xp.empty_like(x)
+
+    def centre(x_part, x_hat_part):                         # x_hat = x - mu, and sum (x - mu)^2
+        xp.subtract(x_part, mean, out=x_hat_part)
+        return channel_sum(x_hat_part, x_hat_part)
+    var = _per_channel(sum(parallel.over_batch(centre, x, x_hat, parts=parts)) / count, x.ndim)
+    inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
+    y = xp.empty_like(x)
+
+    def normalise(x_hat_part, y_part):
+        x_hat_part *= inv_std
+        _scale_shift(x_hat_part, gamma, beta, relu, out=y_part)
+    parallel.over_batch(normalise, x_hat, y, parts=parts)
+    return y, x_hat, inv_std, mean.reshape(-1), var.reshape(-1)
+
+
+def batch_norm_eval_forward(x, running_mean, running_var, gamma, beta, eps=1e-5, relu=False):
     """Normalise with fixed (running) statistics. Returns (y, x_hat, inv_std)."""
     xp = backend.get_array_module(x)
     mean = _per_channel(running_mean.astype(x.dtype, copy=False), x.ndim)
@@ -78,30 +118,76 @@ def batch_norm_eval_forward(x, running_mean, running_var, gamma, beta, eps=1e-5)
     inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
     x_hat = x - mean
     x_hat *= inv_std
-    y = x_hat * _per_channel(gamma, x.ndim)
-    y += _per_channel(beta, x.ndim)
-    return y, x_hat, inv_std
+    return _scale_shift(x_hat, gamma, beta, relu), x_hat, inv_std
 
 
 def batch_norm_backward(gy, x_hat, inv_std, gamma, training, need_x=True, need_gamma=True,
-                        need_beta=True):
+                        need_beta=True, relu_output=None):
     """(dL/dx, dL/dgamma, dL/dbeta) from dL/dy and what the forward pass returned; None where not
-    needed. ``training``: the statistics were the batch's (they depend on x) or fixed ones."""
+    needed. ``training``: the statistics were the batch's (they depend on x) or fixed ones.
+    ``relu_output``: the output a = max(y, 0) of a fused BN-ReLU, whose dL/da is given as gy;
+    then dL/dy = gy * [a > 0] first."""
+    parts = parallel.parts_for(gy)
+    if parts > 1:
+        return _backward_split(gy, x_hat, inv_std, gamma, training, need_x, need_gamma, need_beta,
+                               relu_output, parts)
+    own_gy = relu_output is not None
+    if own_gy:
+        gy = gy * (relu_output > 0)
     sum_gy = channel_sum(gy)                                # also dL/dbeta
     sum_gy_xhat = channel_sum(gy, x_hat) if need_x and training or need_gamma else None
     gx = None
     if need_x:
-        scale = _per_channel(gamma, gy.ndim) * inv_std
-        if training:
-            # gx = (scale / m) * (m * gy - sum_gy - x_hat * sum_gy_xhat), computed in place:
-            # the same arithmetic in the same order, without four x-sized temporaries
-            m = gy.size // gy.shape[1]
-            gx = m * gy
-            gx -= _per_channel(sum_gy, gy.ndim)
-            gx -= x_hat * _per_channel(sum_gy_xhat, gy.ndim)
-            gx *= scale / m
-        else:
-            gx = gy * scale
+        m = gy.size // gy.shape[1]
+        gx = _input_grad(gy, x_hat, inv_std, gamma, training, m, sum_gy, sum_gy_xhat,
+                         out=gy if own_gy else None)
+    return gx, (sum_gy_xhat if need_gamma else None), (sum_gy if need_beta else None)
+
+
+def _input_grad(gy, x_hat, inv_std, gamma, training, m, sum_gy, sum_gy_xhat, out=None):
+    """dL/dx into ``out`` (a new array if None; ``out`` may be gy itself). In training,
+
+        dL/dx = scale / m * (m gy - sum_gy - x_hat sum_gy_xhat),       scale = gamma / sigma
+              = scale * gy  +  x_hat * (-scale sum_gy_xhat / m)  +  (-scale sum_gy / m)
+
+    the second line computed in four passes over memory, with per-channel factors. m is the
+    number of values per channel in the whole batch (also when gy is one part of it)."""
+    xp = backend.get_array_module(gy)
+    scale = _per_channel(gamma, gy.ndim) * inv_std
+    gx = xp.multiply(gy, scale, out=out)
+    if training:
+        factor = gy.dtype.type(1 / m)
+        gx += x_hat * (-scale * _per_channel(sum_gy_xhat, gy.ndim) * factor)
+        gx += -scale * _per_channel(sum_gy, gy.ndim) * factor
+    return gx
+
+
+def _backward_split(gy, x_hat, inv_std, gamma, training, need_x, need_gamma, need_beta,
+                    relu_output, parts):
+    """The parallel path of ``batch_norm_backward``: the sums of the parts add up to the
+    batch's, then every part computes its rows of dL/dx."""
+    xp = backend.get_array_module(gy)
+    need_sum_xhat = need_x and training or need_gamma
+    g = gy if relu_output is None else xp.empty_like(gy)       # dL/dy of batch norm itself
+
+    def sums(gy_part, x_hat_part, g_part, *relu_part):
+        if relu_part:
+            xp.multiply(gy_part, relu_part[0] > 0, out=g_part)
+        return (channel_sum(g_part),
+                channel_sum(g_part, x_hat_part) if need_sum_xhat else None)
+    extra = () if relu_output is None else (relu_output,)
+    results = parallel.over_batch(sums, gy, x_hat, g, *extra, parts=parts)
+    sum_gy = sum(r[0] for r in results)
+    sum_gy_xhat = sum(r[1] for r in results) if need_sum_xhat else None
+    gx = None
+    if need_x:
+        m = gy.size // gy.shape[1]
+        gx = g if g is not gy else xp.empty_like(gy)       # in place over our own buffer
+
+        def input_grad(g_part, x_hat_part, gx_part):
+            _input_grad(g_part, x_hat_part, inv_std, gamma, training, m, sum_gy, sum_gy_xhat,
+                        out=gx_part)
+        parallel.over_batch(input_grad, g, x_hat, gx, parts=parts)
     return gx, (sum_gy_xhat if need_gamma else None), (sum_gy if need_beta else None)
 
 
@@ -128,6 +214,8 @@ class BatchNorm(ArrayFunction):
     the input (in DenseNet, the concatenation of all earlier feature maps) can be freed.
     """
 
+    relu = False        # BatchNormReLU: max(y, 0) on the way out
+
     def __init__(self, training, eps=1e-5, running_mean=None, running_var=None, momentum=0.1):
         self.training, self.eps, self.momentum = training, eps, momentum
         self.running_mean, self.running_var = running_mean, running_var
@@ -140,7 +228,8 @@ class BatchNorm(ArrayFunction):
                 raise TypeError(f"batch_norm: input is {x.dtype} but {name} is {a.dtype}; convert "
                                 f"one of them so both match")
         if self.training:
-            y, x_hat, inv_std, mean, var = batch_norm_train_forward(x, gamma, beta, self.eps)
+            y, x_hat, inv_std, mean, var = batch_norm_train_forward(x, gamma, beta, self.eps,
+                                                                    self.relu)
             if self.running_mean is not None and self.running_var is not None:
                 update_running_stats(self.running_mean, self.running_var, mean, var,
                                      x.size // x.shape[1], self.momentum)
@@ -149,7 +238,7 @@ class BatchNorm(ArrayFunction):
                 raise ValueError("batch_norm: evaluation mode (training=False) needs running_mean "
                                  "and running_var")
             y, x_hat, inv_std = batch_norm_eval_forward(x, self.running_mean, self.running_var,
-                                                        gamma, beta, self.eps)
+                                                        gamma, beta, self.eps, self.relu)
         self.running_mean = self.running_var = None    # not needed by backward
         self.save_for_backward(x_hat, inv_std, gamma)
         return y
@@ -169,16 +258,17 @@ class BatchNormReLU(BatchNorm):
     Saved for backward: batch norm's x_hat, 1/sigma and gamma, and a.
     """
 
+    relu = True
+
     def forward(self, x, gamma, beta):
-        z = super().forward(x, gamma, beta)
-        activated = backend.get_array_module(z).maximum(z, 0, out=z)
+        activated = super().forward(x, gamma, beta)      # max(z, 0), taken in place
         self.save_for_backward(*self.saved_values, activated)
         return activated
 
     def backward(self, gy):
         x_hat, inv_std, gamma, activated = self.saved_values
-        return batch_norm_backward(gy * (activated > 0), x_hat, inv_std, gamma, self.training,
-                                   *self.needs_input_grad)
+        return batch_norm_backward(gy, x_hat, inv_std, gamma, self.training,
+                                   *self.needs_input_grad, relu_output=activated)
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,

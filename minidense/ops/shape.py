@@ -6,6 +6,7 @@ splits, a split concatenates.
 """
 from .. import backend
 from ..autograd import Function, ShapeError, Tensor
+from . import parallel
 
 
 def normalize_axis(axis=None, dim=None):
@@ -222,7 +223,18 @@ class Cat(Function):
                     xs[0].shape[:axis] + xs[0].shape[axis + 1:]:
                 raise ShapeError(f"cat: along axis {self.axis} all shapes must match except that "
                                  f"axis, got {[t.shape for t in xs]}")
-        return backend.get_array_module(*xs).concatenate(xs, axis=self.axis)
+        xp = backend.get_array_module(*xs)
+        parts = parallel.parts_for(*xs) if axis > 0 else 1
+        if parts == 1:
+            return xp.concatenate(xs, axis=axis)
+        # the parallel path: each part of the batch (axis 0) is joined on its own, at once
+        shape = list(xs[0].shape)
+        shape[axis] = sum(x.shape[axis] for x in xs)
+        y = xp.empty(shape, dtype=xp.result_type(*xs))
+        parallel.over_batch(lambda y_part, *x_parts: xp.concatenate(x_parts, axis=axis,
+                                                                    out=y_part), y, *xs,
+                            parts=parts)
+        return y
 
     def backward(self, gy):
         sizes = [shape[self.axis] for shape in self.input_shapes]
