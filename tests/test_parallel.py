@@ -163,3 +163,20 @@ def test_device_arrays_are_never_split(cuda, rng):
         y = F.batch_norm_relu(F.conv2d(x, w, padding=1), None, None, training=True)
         md.cat([y, y], axis=1).sum().backward()
     assert x.grad.device == "cuda" and w.grad.device == "cuda"
+
+
+def test_a_forked_child_splits_with_its_own_threads():
+    if not hasattr(__import__("os"), "fork"):
+        pytest.skip("no fork on this system")
+    import multiprocessing
+    x = np.arange(8.0).reshape(8, 1)
+    with parallel.settings(**SPLIT):
+        parallel.over_batch(lambda part: part * 2, x)          # the parent's pool exists now
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            total = pool.apply(_split_sum, (x,))
+    assert total == x.sum()
+
+
+def _split_sum(x):
+    with parallel.settings(**SPLIT):
+        return float(sum(part.sum() for part in parallel.over_batch(lambda part: part, x)))

@@ -42,6 +42,7 @@ MAX_DEFAULT_THREADS = 8
 _state = threading.local()
 _pool = None
 _pool_size = 0
+_pool_pid = None
 _threads = None           # None: not decided yet (see get_num_threads)
 _min_elements = MIN_ELEMENTS
 _blas = None              # threadpoolctl's controllers of the loaded BLAS libraries ([]: none)
@@ -179,11 +180,14 @@ def _run_part(fn, arrays):
 
 
 def _get_pool(workers):
-    global _pool, _pool_size
-    if _pool is None or _pool_size < workers:
-        if _pool is not None:
+    """The thread pool, made anew when it is too small or this is a forked child process (a
+    fork copies the pool object but not its threads)."""
+    global _pool, _pool_size, _pool_pid
+    if _pool is None or _pool_size < workers or _pool_pid != os.getpid():
+        if _pool is not None and _pool_pid == os.getpid():
             _pool.shutdown(wait=False)
-        _pool, _pool_size = ThreadPoolExecutor(workers, thread_name_prefix="minidense"), workers
+        _pool = ThreadPoolExecutor(workers, thread_name_prefix="minidense")
+        _pool_size, _pool_pid = workers, os.getpid()
     return _pool
 
 
