@@ -115,6 +115,19 @@ def test_split_batch_norm_updates_the_running_statistics_as_unsplit(rng):
     assert_same(*unsplit_and_split(stats))
 
 
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1)])
+def test_split_average_pooling_matches_numerical_and_unsplit_gradients(rng, kernel, stride,
+                                                                       padding):
+    x = rng.standard_normal((5, 3, 6, 6))
+
+    def pool(x):
+        return F.avg_pool2d(x, kernel, stride, padding)
+    upstream = rng.standard_normal(pool(md.tensor(x)).shape)
+    assert_same(*unsplit_and_split(lambda: grads_of(pool, (x,), upstream)))
+    with parallel.settings(**SPLIT):
+        md.gradcheck(pool, [md.tensor(x, requires_grad=True)])
+
+
 @pytest.mark.parametrize("axis", [1, 0, -1])
 def test_split_cat_matches_numerical_and_unsplit_gradients(rng, axis):
     a, b = rng.standard_normal((4, 3, 2, 2)), rng.standard_normal((4, 3, 2, 2))
