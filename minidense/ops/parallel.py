@@ -36,7 +36,8 @@ import numpy
 
 from .. import backend
 
-MIN_ELEMENTS = 1 << 16    # smaller arrays are not worth a thread hand-over (tens of microseconds)
+MIN_ELEMENTS = 1 << 18    # a pass over fewer values takes about as long as handing it to a
+                          # thread (tens of microseconds), so smaller arrays are not split
 MAX_DEFAULT_THREADS = 8
 
 _state = threading.local()
