@@ -115,6 +115,17 @@ def test_split_batch_norm_updates_the_running_statistics_as_unsplit(rng):
     assert_same(*unsplit_and_split(stats))
 
 
+def test_split_add_matches_numerical_and_unsplit_gradients(rng):
+    a, b = rng.standard_normal((5, 3, 2)), rng.standard_normal((5, 3, 2))
+    upstream = rng.standard_normal(a.shape)
+    assert_same(*unsplit_and_split(lambda: grads_of(lambda a, b: a + b * 3, (a, b), upstream)))
+    with parallel.settings(**SPLIT):
+        md.gradcheck(lambda a, b: a + b, [md.tensor(a, requires_grad=True),
+                                           md.tensor(b, requires_grad=True)])
+        assert (md.tensor(a) + 1).shape == a.shape                # broadcasting: not split
+        assert (md.tensor(np.float32(2)) + md.tensor(np.float32(3))).item() == 5
+
+
 @pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1)])
 def test_split_average_pooling_matches_numerical_and_unsplit_gradients(rng, kernel, stride,
                                                                        padding):

@@ -172,6 +172,19 @@ def over_batch(fn, *arrays, parts=None, matmul=False):
     return results
 
 
+def elementwise(ufunc, a, b):
+    """ufunc(a, b) (e.g. numpy.add), split over the batch when a and b have one shape and are
+    large: the gradient sums of the backward pass (a layer's input gradient from its several
+    consumers) are such adds."""
+    parts = parts_for(a, b) if a.shape == b.shape else 1
+    if parts == 1:
+        return ufunc(a, b)
+    out = numpy.empty(a.shape, numpy.result_type(a, b))           # the parallel path
+    over_batch(lambda a_part, b_part, out_part: ufunc(a_part, b_part, out=out_part), a, b, out,
+               parts=parts)
+    return out
+
+
 def _run_part(fn, arrays):
     _state.inside = True           # an op called inside a part runs unsplit
     try:
