@@ -9,13 +9,14 @@ frameworks get its arrays). Both use SGD with Nesterov momentum 0.9, weight deca
 cosine schedule stepped once per epoch, batch 64, float32.
 
 Rounding differs between the two (other BLAS calls, other summation orders), and a training run
-amplifies tiny differences, so the two runs cannot stay equal to the last digit. The yardstick is
-PyTorch's own run-to-run spread: PyTorch trained again with another seed (other initial weights,
-batch order and augmentation). minidense follows PyTorch when its distance from PyTorch's run is
-small against that spread.
+amplifies tiny differences, so the two runs cannot stay equal to the last digit. The yardsticks
+are PyTorch against itself: the same run with its initial weights nudged by one part in 10 million
+(rounding-sized), and PyTorch trained with another seed (other initial weights, batch order and
+augmentation). In float64 (--float64-check) the two frameworks stay equal to about 1e-14.
 
     python benchmarks/convergence.py                    # DenseNet depth 22, k = 12, 2 epochs
     python benchmarks/convergence.py --train-images 256 --test-images 128 --epochs 1   # a trial
+    python benchmarks/convergence.py --float64-check 10   # 10 steps in float64: the same step?
 
 Writes benchmarks/results/convergence_densenet22_k12.{csv,json,png} (the stem follows --depth
 and --growth-rate) and prints a table. Needs PyTorch (``pip install torch``, or the
@@ -174,6 +175,27 @@ MEASURES = {  # key: (label, how a value is written, how a difference is written
 }
 
 
+def float64_agreement(steps, args, seed=0):
+    """Train minidense and PyTorch in float64 for a few lockstep steps; returns the largest
+    |loss difference| per step and the largest |weight difference| at the end. Near 1e-14 and
+    1e-12, it shows that the two compute the same training step, and that float32 runs part
+    only because rounding differences grow."""
+    md.manual_seed(seed)
+    train_set = get_dataset("sample", train=True)
+    model = densenet_cifar(args.depth, growth_rate=args.growth_rate, in_channels=1).double()
+    mine, theirs = MinidenseTrainer(model, args.epochs), TorchTrainer(model, args.epochs)
+    loader = DataLoader(train_set, batch_size=BATCH_SIZE, shuffle=True, limit=steps * BATCH_SIZE,
+                        transform=standard_transform(train_set, True))
+    loss_gaps = []
+    for images, labels in loader:
+        images = images.data.astype(numpy.float64)
+        loss_gaps.append(abs(mine.step(images, labels.data)[0] - theirs.step(images, labels.data)[0]))
+    torch_state = theirs.model.state_dict()
+    weight_gap = max(float(numpy.abs(value - torch_state[name].numpy()).max())
+                     for name, value in model.state_dict().items())
+    return loss_gaps, weight_gap
+
+
 def comparison_table(rows, seeds):
     """Markdown tables per measure and epoch: every run, then the gaps between minidense and
     PyTorch on the same seed, between PyTorch and its nudged copy, and PyTorch over the seeds."""
@@ -291,6 +313,9 @@ def main(argv=None):
     parser.add_argument("--nudged", action=argparse.BooleanOptionalAction, default=True,
                         help="also train, on the first seed, a PyTorch copy whose initial weights "
                              "are nudged by one part in 10 million (default: on)")
+    parser.add_argument("--float64-check", type=int, metavar="STEPS", default=0,
+                        help="instead of the float32 runs, train both frameworks in float64 for "
+                             "STEPS lockstep steps and print how far apart they are")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch's CPU threads")
     parser.add_argument("--out-stem", default=None,
                         help="file name stem under benchmarks/results (default: "
@@ -299,6 +324,12 @@ def main(argv=None):
 
     import torch
     torch.set_num_threads(args.threads)
+    if args.float64_check:
+        loss_gaps, weight_gap = float64_agreement(args.float64_check, args)
+        print(f"float64, depth {args.depth}, k = {args.growth_rate}, {len(loss_gaps)} steps: largest "
+              f"|loss difference| {max(loss_gaps):.1e}, largest |weight difference| after the last "
+              f"step {weight_gap:.1e}")
+        return
     rows, step_losses = [], {}
     start = time.perf_counter()
     for index, seed in enumerate(args.seeds):
