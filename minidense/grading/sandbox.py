@@ -72,10 +72,14 @@ def _probe():
             (Path(scratch) / "root").mkdir()
             (Path(scratch) / "submission").mkdir()
             plan = filesystem_plan(Path(scratch) / "root", Path(scratch) / "submission")
-            boot = (f"import sys; sys.path[:0] = {[_library_parent()]!r}; "
-                    "from minidense.grading.worker import enter_box; import json; "
-                    "enter_box(json.loads(sys.argv[1]))")
-            probe = [unshare, *flags, sys.executable, "-I", "-c", boot, json.dumps(plan)]
+            # worker.py needs only the standard library for this: load it alone (no NumPy).
+            boot = ("import importlib.util, json, sys; "
+                    "spec = importlib.util.spec_from_file_location('box', sys.argv[1]); "
+                    "box = importlib.util.module_from_spec(spec); spec.loader.exec_module(box); "
+                    "box.enter_box(json.loads(sys.argv[2]))")
+            worker_file = str(Path(__file__).with_name("worker.py"))
+            probe = [unshare, *flags, sys.executable, "-I", "-S", "-c", boot, worker_file,
+                     json.dumps(plan)]
             try:
                 if subprocess.run(probe, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, timeout=60).returncode == 0:

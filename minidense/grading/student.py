@@ -55,7 +55,6 @@ class Session:
                 self._start(deadline)
                 deadline = self.clock.restart()          # starting the worker is not the test's time
             reply = self.worker.request(message, deadline)
-            return self._unpack(reply)
         except (TimeoutError, EOFError, wire.WireError, OSError) as error:
             code = self.worker.exit_code(0.2) if self.worker else None
             self.stop()
@@ -68,6 +67,7 @@ class Session:
         except BaseException:
             self.stop()                                  # interrupted mid-request: start afresh
             raise
+        return self._unpack(reply)                       # the student's exception, if any
 
     def _start(self, deadline):
         self.worker = Worker(self.task_id, self.submission, self.forbidden, self.isolation,
