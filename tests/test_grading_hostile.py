@@ -120,11 +120,16 @@ def test_the_run_ends_well_and_grades_everyone(graded):
     assert rows["zz_honest"]["score"] == "10"
 
 
+# What an attack may keep: an array of the right shape earns the shape test's points, honestly.
+EARNED = {"tamper_with_the_inputs": {"im2col: test_output_shape"}}
+
+
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_attack_scores_nothing(graded, attack):
     report = graded["results"][attack]
-    assert report["score"] == 0, [(t["name"], t["status"], t["output"][:300])
-                                  for t in report["tests"] if t["status"] == "passed"]
+    passed = {t["name"] for t in report["tests"] if t["status"] == "passed"}
+    assert passed == EARNED.get(attack, set()), [
+        (t["name"], t["output"][:300]) for t in report["tests"] if t["status"] == "passed"]
     assert report["max_score"] == 10
 
 

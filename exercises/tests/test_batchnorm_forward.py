@@ -3,7 +3,7 @@ import numpy as np
 
 import minidense as md
 from forbidden_names import BATCH_NORM
-from minidense.grading import points
+from minidense.grading import in_out, points
 from minidense.ops.normalization import batch_norm as reference_batch_norm
 
 TASK = "batchnorm_forward"
@@ -17,7 +17,9 @@ def run(student, x, gamma=None, beta=None, mean=None, var=None, training=True, m
     beta = np.zeros(channels) if beta is None else beta
     mean = np.zeros(channels) if mean is None else mean
     var = np.ones(channels) if var is None else var
-    out, _ = student.batchnorm_forward(x, gamma, beta, mean, var, training, momentum, EPS)
+    # the running statistics are updated in place: in_out gives the student's changes back
+    out, _ = student.batchnorm_forward(x, gamma, beta, in_out(mean), in_out(var), training,
+                                       momentum, EPS)
     return out, mean, var
 
 

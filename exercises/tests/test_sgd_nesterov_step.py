@@ -3,7 +3,7 @@ import numpy as np
 
 import minidense as md
 from forbidden_names import OPTIMIZERS
-from minidense.grading import points
+from minidense.grading import in_out, points
 from minidense.nn import Parameter
 from minidense.optim import SGD
 
@@ -56,6 +56,7 @@ def test_matches_library_sgd_over_five_steps(student, rng):
 def test_arguments_are_not_modified(student, rng):
     param, grad, buffer = (rng.standard_normal(5) for _ in range(3))
     saved = param.copy(), grad.copy(), buffer.copy()
-    student.sgd_nesterov_step(param, grad, buffer, lr=0.1, momentum=0.9, weight_decay=0.1)
+    student.sgd_nesterov_step(in_out(param), in_out(grad), in_out(buffer), lr=0.1, momentum=0.9,
+                              weight_decay=0.1)
     for now, before in zip((param, grad, buffer), saved):
         np.testing.assert_array_equal(now, before)

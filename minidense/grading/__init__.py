@@ -8,6 +8,6 @@
     gradescope.py  the autograder zip
     cli.py         the command line
 """
-from .testing import ForbiddenImportError, load_task, points
+from .testing import ForbiddenImportError, in_out, load_task, points
 
-__all__ = ["points", "load_task", "ForbiddenImportError"]
+__all__ = ["points", "in_out", "load_task", "ForbiddenImportError"]

@@ -9,7 +9,8 @@ A graded test reads like ordinary code::
 
 ``student`` is a ``RemoteObject`` for the module. Values cross as plain data (wire.py): arrays,
 numbers, strings, containers of them; anything else the student returns stays in the worker as a
-``RemoteObject``. A Tensor the student's code returns comes back as a Tensor of this process whose
+``RemoteObject``. Arguments are copies: only arrays passed as ``in_out(array)`` receive the
+changes the student's code makes in place. A Tensor the student's code returns comes back as a Tensor of this process whose
 creator is a ``RemoteFunction``: a Function like any other to the engine here, whose backward asks
 the worker for the gradients of the inputs. Every answer is checked (wire.py, and shapes here)
 before a test sees it, so the verdict never depends on code that ran in the student's process.
@@ -180,6 +181,22 @@ class RemoteObject:
         return to_local(value, self._session, tensors if message["record"] else None)
 
 
+class InOut:
+    """An array argument the student's code is meant to change in place (running statistics):
+    ``student.f(x, in_out(running_mean))``. Only such arrays get the student's changes back; every
+    other argument is a copy, so student code cannot alter what a test computes its expected
+    values from."""
+
+    def __init__(self, array):
+        if not isinstance(array, numpy.ndarray):
+            raise TypeError(f"in_out: expected a NumPy array, got {type(array).__name__}")
+        self.array = array
+
+
+def in_out(array):
+    return InOut(array)
+
+
 def to_wire(value, tensors):
     """What a test passes to student code, as wire values; Tensors are listed in ``tensors`` in
     the order the worker will see them."""
@@ -188,6 +205,8 @@ def to_wire(value, tensors):
         return wire.TensorValue(numpy.array(value.numpy()), value.requires_grad)
     if isinstance(value, RemoteObject):
         return wire.Handle(value._number, value._type_name)
+    if isinstance(value, InOut):
+        return value.array
     if isinstance(value, list):
         return [to_wire(v, tensors) for v in value]
     if isinstance(value, tuple):
@@ -217,7 +236,8 @@ def to_local(value, session, tensors):
 
 def _copy_back(changed, arguments):
     """Arrays the student's code changed in place: the same change, made to the test's arrays
-    (a test may check that running statistics were updated, or that nothing was modified)."""
+    passed as ``in_out(array)`` (a test may check that running statistics were updated, or that
+    nothing was modified); changes to any other argument stay in the worker."""
     for entry in changed:
         if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], numpy.ndarray)
                 and isinstance(entry[0], list)):
@@ -229,9 +249,9 @@ def _copy_back(changed, arguments):
                 target = target[step]
         except (IndexError, KeyError, TypeError):
             continue
-        if isinstance(target, numpy.ndarray) and target.shape == array.shape \
-                and target.flags.writeable:
-            target[...] = array.astype(target.dtype, copy=False)
+        if isinstance(target, InOut) and target.array.shape == array.shape \
+                and target.array.flags.writeable:
+            target.array[...] = array.astype(target.array.dtype, copy=False)
 
 
 class RemoteFunction(ArrayFunction):

@@ -35,7 +35,7 @@ import numpy
 
 from ..autograd import ArrayFunction
 from .sandbox import isolation_level
-from .student import RemoteObject, Session, StudentCodeError, TestClock
+from .student import RemoteObject, Session, StudentCodeError, TestClock, in_out  # noqa: F401
 
 ALWAYS_FORBIDDEN = ("exercises.solutions", "solutions", "torch", "tensorflow", "jax")
 TASK_DIR_VARIABLE = "MINIDENSE_TASK_DIR"   # set by the grader: where the task modules live
