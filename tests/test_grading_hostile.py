@@ -121,7 +121,8 @@ def test_the_run_ends_well_and_grades_everyone(graded):
 
 
 # What an attack may keep: an array of the right shape earns the shape test's points, honestly.
-EARNED = {"tamper_with_the_inputs": {"im2col: test_output_shape"}}
+EARNED = {"tamper_with_the_inputs": {"im2col: test_output_shape"},
+          "object_posing_as_an_array": {"im2col: test_output_shape"}}
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
