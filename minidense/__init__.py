@@ -10,7 +10,7 @@ Where things live: autograd.py (Tensor, Function, backward) -> ops/ (each op's f
 """
 import numpy as _np
 
-from . import backend
+from . import backend, cpu_memory
 from .autograd import (ArrayFunction, Function, ShapeError, Tensor, enable_grad, grad,
                        is_grad_enabled, no_grad, set_grad_enabled)
 from .backend import cuda_available
@@ -26,6 +26,8 @@ from .serialization import load, save
 from . import nn, optim
 
 __version__ = "0.1.0"
+
+cpu_memory.keep_freed_memory_unless_switched_off()   # reuse freed pages, as CuPy's pool does
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int32, int64, uint8, bool_ = _np.int32, _np.int64, _np.uint8, _np.bool_

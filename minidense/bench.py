@@ -10,7 +10,9 @@ always its plain DenseNet, also with ``--memory-efficient``, which changes only 
 (PyTorch's own memory-efficient DenseNet recomputes with checkpointing, another technique).
 ``--profile`` splits one minidense step by op family (conv, batch norm, concat, pooling,
 optimizer, other). ``--threads N`` runs minidense with N threads (``set_num_threads``; 1 = every
-op as written, on one core), for an A/B of the parallel paths against the same PyTorch runs.
+op as written, on one core), for an A/B of the parallel paths against the same PyTorch runs;
+``MINIDENSE_KEEP_FREED_MEMORY=0`` in front of the command does the same for minidense's reuse of
+freed memory (``cpu_memory.py``; PyTorch's worker always runs with malloc as it is).
 
 Numbers reported: median images/s over the timed steps, and the memory training added on top of
 the model and the batch: on the CPU the process's peak resident memory (``ru_maxrss``) minus its
@@ -102,11 +104,26 @@ def run_minidense(model_name, batch_size, device, steps, warmup, memory_efficien
 
 
 def _thread_facts():
-    """How many threads minidense split its CPU ops over, and whether it could hold OpenBLAS to
-    one thread meanwhile (threadpoolctl installed)."""
+    """How many threads minidense split its CPU ops over, whether it could hold OpenBLAS to
+    one thread meanwhile (threadpoolctl installed), and whether freed memory is kept for reuse."""
+    from minidense import cpu_memory
     from minidense.ops import parallel
     return {"threads": parallel.get_num_threads(),
-            "blas_managed": parallel.blas_is_managed()}
+            "blas_managed": parallel.blas_is_managed(),
+            "keeps_freed_memory": cpu_memory.keeps_freed_memory()}
+
+
+def describe_cpu_settings(facts):
+    """One line: how minidense ran on the CPU in a benchmark run (threads, OpenBLAS, memory)."""
+    threads = facts.get("threads")
+    if threads == 1:
+        blas = "no splitting, OpenBLAS with its own threads"
+    elif facts.get("blas_managed"):
+        blas = "split ops, OpenBLAS held to one thread inside them"
+    else:
+        blas = "OpenBLAS as configured"
+    kept = "kept for reuse" if facts.get("keeps_freed_memory") else "handed back (malloc as is)"
+    return f"{threads} thread(s), {blas}; freed memory {kept}"
 
 
 OP_FAMILIES = {"conv": "conv", "normalization": "batch norm", "pooling": "pooling",
@@ -234,6 +251,8 @@ def _in_subprocess(framework, args):
     env = dict(os.environ)
     if args.threads is not None and framework == "minidense":
         env["MINIDENSE_NUM_THREADS"] = str(args.threads)
+    if framework == "pytorch":      # this worker imports minidense too: leave PyTorch's malloc as is
+        env["MINIDENSE_KEEP_FREED_MEMORY"] = "0"
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{framework} benchmark failed:\n{done.stderr[-3000:]}")
@@ -290,8 +309,7 @@ def bench_main(argv=None):
     print(f"  {'framework':<10} {'images/s (median)':>18} {memory_column:>18}")
     if "minidense" in runs:
         facts = runs["minidense"][0]
-        print(f"  minidense: {facts.get('threads')} thread(s), OpenBLAS "
-              f"{'held to one thread inside split ops' if facts.get('blas_managed') else 'as configured'}")
+        print(f"  minidense: {describe_cpu_settings(facts)}")
     for framework, results in runs.items():
         ips = statistics.median(r["images_per_s"] for r in results)
         peak = max(r["peak_added_mb"] for r in results)

@@ -268,3 +268,63 @@ def test_matches_pytorch_logits_and_gradients(training):
     torch_state = reference.state_dict()
     for name, value in model.state_dict().items():   # running statistics after the step
         np.testing.assert_allclose(value, torch_state[name].numpy(), rtol=1e-12, err_msg=name)
+
+
+# --------------------------------------------------------------------------------------------
+# Shared batch statistics in a training block
+# --------------------------------------------------------------------------------------------
+def _run_block(block, x_np, share):
+    """Forward + backward (random upstream) through ``block``, its layers sharing batch
+    statistics (DenseBlock.forward) or each computing its own (the layers called one by one)."""
+    x = md.tensor(x_np, requires_grad=True)
+    if share:
+        out = block(x)
+    else:
+        out = x
+        for layer in block.layers():
+            out = layer(out)
+    out.backward(md.tensor(np.random.default_rng(5).standard_normal(out.shape)))
+    grads = [p.grad.data.copy() for p in block.parameters()]
+    stats = [b.data.copy() for b in block.buffers()]
+    return [out.data, x.grad.data] + grads + stats
+
+
+@pytest.mark.parametrize("bottleneck", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_training_block_normalises_each_channel_once_with_the_same_results(bottleneck, threads,
+                                                                             monkeypatch):
+    from minidense.ops import normalization, parallel
+    computed = []
+    original = normalization.batch_statistics
+
+    def counting(x, *args, **kwargs):
+        computed.append(x.shape[1])
+        return original(x, *args, **kwargs)
+    x_np = np.random.default_rng(4).standard_normal((4, 5, 6, 6)) * 3 + 1
+    results = []
+    for share in (True, False):
+        md.manual_seed(0)
+        block = DenseBlock(4, 5, 3, bottleneck=bottleneck).to(dtype=md.float64)
+        monkeypatch.setattr(normalization, "batch_statistics", counting)
+        with parallel.settings(threads=threads, min_elements=0):
+            results.append(_run_block(block, x_np, share))
+        monkeypatch.setattr(normalization, "batch_statistics", original)
+        if share:   # first batch norms: 5 channels, then 3 new per layer; bottleneck BNs: 12 each
+            assert computed == ([5, 12, 3, 12, 3, 12, 3, 12] if bottleneck else [5, 3, 3, 3])
+        computed.clear()
+    for shared, own in zip(*results):
+        np.testing.assert_allclose(shared, own, rtol=1e-12, atol=1e-12)
+
+
+def test_an_evaluating_block_uses_each_layers_running_statistics():
+    md.manual_seed(0)
+    block = DenseBlock(3, 4, 2)
+    for layer in block.layers():                 # running statistics that differ per layer
+        layer.norm1.running_mean.data[:] = np.arange(layer.in_channels) * 0.1
+        layer.norm1.running_var.data[:] = 1 + np.arange(layer.in_channels) * 0.2
+    block.eval()
+    x = md.randn(2, 4, 5, 5)
+    expected = x
+    for layer in block.layers():
+        expected = layer(expected)
+    np.testing.assert_array_equal(block(x).numpy(), expected.numpy())

@@ -183,3 +183,21 @@ def test_fused_batch_norm_relu_is_relu_of_batch_norm(training, randt, rng):
 def test_batch_norm_layer_with_fused_relu_names_itself_on_bad_input():
     with pytest.raises(ValueError, match=r"BatchNorm2d\(4.*expected input with 4 channels"):
         md.nn.BatchNorm2d(4).forward_with_relu(md.zeros(2, 3, 5, 5))
+
+
+def test_shared_statistics_refuse_an_input_that_does_not_continue_the_channels_seen(rng):
+    from minidense.ops.normalization import SharedBatchStatistics
+    statistics = SharedBatchStatistics(total_channels=6)
+    x = rng.standard_normal((2, 4, 3, 3))
+    x_hat, inv_std, mean, var = statistics.normalise(x, 1e-5)
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)))
+    np.testing.assert_allclose(x_hat, (x - x.mean(axis=(0, 2, 3), keepdims=True))
+                               / np.sqrt(x.var(axis=(0, 2, 3), keepdims=True) + 1e-5))
+    with pytest.raises(md.ShapeError, match=r"SharedBatchStatistics: an input of shape \(2, 3, 3, 3\)"):
+        statistics.normalise(x[:, :3], 1e-5)             # fewer channels than already normalised
+    with pytest.raises(md.ShapeError, match=r"\(3, 5, 3, 3\)"):
+        statistics.normalise(rng.standard_normal((3, 5, 3, 3)), 1e-5)   # another batch size
+    with pytest.raises(md.ShapeError, match="eps 0.001"):
+        statistics.normalise(rng.standard_normal((2, 5, 3, 3)), 1e-3)
+    with pytest.raises(md.ShapeError, match=r"\(2, 7, 3, 3\)"):
+        statistics.normalise(rng.standard_normal((2, 7, 3, 3)), 1e-5)   # more than the total

@@ -1,6 +1,8 @@
 """The shipped DenseNet-40 (minidense/pretrained/densenet40_fashion_sample): it installs with the
 package, loads without pickle into the paper's architecture, and classifies real test images."""
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,6 +61,14 @@ def test_it_was_trained_for_ten_epochs_by_the_command_its_readme_states():
     assert "python -m minidense train --model densenet40 --preset paper --epochs 10" in readme
     assert f"Test accuracy {100 * best_recorded_accuracy():.2f}%" in readme
     assert best_recorded_accuracy() >= 0.85
+
+
+def test_the_project_readme_quotes_the_recorded_accuracy():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = " ".join(readme.split())
+    assert f"**{100 * best_recorded_accuracy():.2f}% test accuracy**" in text
+    placeholder = re.search(r"\{[^{}\n]*(best|test_acc|:\.\d+f)[^{}\n]*\}", readme)
+    assert placeholder is None, f"unfilled placeholder in README.md: {placeholder.group(0)}"
 
 
 def test_it_classifies_a_slice_of_the_real_test_split_as_well_as_recorded(model):

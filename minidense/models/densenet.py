@@ -22,6 +22,7 @@ from collections import OrderedDict
 
 from .. import nn
 from ..ops import cat
+from ..ops.normalization import SharedBatchStatistics
 from . import memory_efficient as _efficient
 
 BOTTLENECK_WIDTH = 4   # a -B layer's 1x1 conv produces 4k maps (Section 3, "Bottleneck layers")
@@ -31,12 +32,13 @@ def _dropout_or_none(drop_rate):
     return nn.Dropout(drop_rate) if drop_rate > 0 else None
 
 
-def _norm_relu_conv(norm, relu, conv, x):
+def _norm_relu_conv(norm, relu, conv, x, statistics=None):
     """conv(relu(norm(x))). With the standard layers, batch norm and ReLU run as one op
     (``BatchNorm2d.forward_with_relu``): the same numbers, and one stored array per BN-ReLU instead
-    of two, which cuts a DenseNet-40 training step's peak memory by about a fifth."""
+    of two, which cuts a DenseNet-40 training step's peak memory by about a fifth.
+    ``statistics``: the block's ``SharedBatchStatistics`` for the layer's first batch norm."""
     if type(norm) is nn.BatchNorm2d and type(relu) is nn.ReLU:
-        return conv(norm.forward_with_relu(x))
+        return conv(norm.forward_with_relu(x, statistics))
     return conv(relu(norm(x)))
 
 
@@ -71,16 +73,20 @@ class DenseLayer(nn.Module):
     def out_channels(self):
         return self.in_channels + self.growth_rate
 
-    def new_features(self, x, norm_relu_conv=None):
+    def new_features(self, x, norm_relu_conv=None, statistics=None):
         """The k new feature maps H_l(x) (x is the concatenation of all earlier maps).
 
         Each BN-ReLU-Conv step is ``norm_relu_conv(norm, relu, conv, input)``; by default the three
         layers one after another (BN and ReLU fused into one op). The memory-efficient block passes
         a step that recomputes BN and ReLU in the backward pass instead of storing them (see
-        memory_efficient.py).
+        memory_efficient.py). ``statistics``: the block's shared batch statistics of x, used by
+        the first batch norm in training mode (see ``DenseBlock``).
         """
         step = norm_relu_conv or _norm_relu_conv
-        out = step(self.norm1, self.relu1, self.conv1, x)
+        if statistics is None:
+            out = step(self.norm1, self.relu1, self.conv1, x)
+        else:
+            out = _norm_relu_conv(self.norm1, self.relu1, self.conv1, x, statistics)
         if self.drop1 is not None:
             out = self.drop1(out)
         if self.bottleneck:
@@ -89,8 +95,8 @@ class DenseLayer(nn.Module):
                 out = self.drop2(out)
         return out
 
-    def forward(self, x):
-        return cat([x, self.new_features(x)], axis=1)
+    def forward(self, x, statistics=None):
+        return cat([x, self.new_features(x, statistics=statistics)], axis=1)
 
     def extra_repr(self):
         kind = "bottleneck" if self.bottleneck else "basic"
@@ -101,9 +107,13 @@ class DenseBlock(nn.Module):
     """``num_layers`` dense layers (children ``denselayer1`` ... ``denselayerL``).
 
     Channels grow from ``in_channels`` to ``in_channels + num_layers * growth_rate``.
-    With ``memory_efficient=True`` the concatenations share one preallocated buffer and the first
-    BN-ReLU of each layer is recomputed in the backward pass (see ``memory_efficient.py``); the
-    numbers computed are the same.
+    In training mode the layers' first batch norms share their batch statistics: a channel of
+    the concatenation has the same values, hence the same mean, variance and normalised values
+    x_hat, in every layer that reads it, so each channel is normalised once per forward pass
+    (``SharedBatchStatistics`` in ops/normalization.py) and each layer only scales, shifts and
+    ReLUs. With ``memory_efficient=True`` the concatenations share one preallocated buffer and the
+    first BN-ReLU of each layer is recomputed in the backward pass (see ``memory_efficient.py``).
+    The numbers computed are the same either way.
     """
 
     def __init__(self, num_layers, in_channels, growth_rate, bottleneck=False, drop_rate=0.0,
@@ -126,8 +136,15 @@ class DenseBlock(nn.Module):
     def forward(self, x):
         if self.memory_efficient:
             return _efficient.shared_storage_block_forward(self, x)
-        for layer in self.layers():
-            x = layer(x)
+        layers = self.layers()
+        if not self.training or any(type(layer).forward is not DenseLayer.forward
+                                    for layer in layers):
+            for layer in layers:
+                x = layer(x)
+            return x
+        statistics = SharedBatchStatistics(self.out_channels)
+        for layer in layers:
+            x = layer(x, statistics=statistics)
         return x
 
     def extra_repr(self):

@@ -106,15 +106,15 @@ class BatchNorm2d(_ChannelLayer):
     def forward(self, x):
         return self._normalize(F.batch_norm, x)
 
-    def forward_with_relu(self, x):
+    def forward_with_relu(self, x, statistics=None):
         """relu(self(x)) as one fused op (``F.batch_norm_relu``): the same numbers, one stored
-        array fewer."""
-        return self._normalize(F.batch_norm_relu, x)
+        array fewer. ``statistics``: a dense block's shared batch statistics (training mode)."""
+        return self._normalize(F.batch_norm_relu, x, statistics=statistics)
 
-    def _normalize(self, function, x):
+    def _normalize(self, function, x, **options):
         self._check_channels(x, self.num_features)
         return function(x, self.running_mean, self.running_var, self.weight, self.bias,
-                        training=self.training, momentum=self.momentum, eps=self.eps)
+                        training=self.training, momentum=self.momentum, eps=self.eps, **options)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

@@ -18,7 +18,8 @@ Evaluation uses the running statistics, which are constants, so dL/dx = dL/dy * 
 
 On the CPU, a large batch is cut into parts that run at once on the cores (parallel.py): every
 pass over memory runs on each part, and the per-channel sums of the parts add up to the batch's.
-``_train_forward_split`` and ``_backward_split`` are those parallel paths, next to the plain ones.
+``_batch_statistics_split``, ``scale_shift``'s second branch and ``_backward_split`` are those
+parallel paths, next to the plain ones.
 """
 from .. import backend
 from ..autograd import ArrayFunction, ShapeError, Tensor
@@ -51,11 +52,10 @@ def check_batch_norm_inputs(x, *per_channel):
                              f"{x.shape} has {channels} channels (expected ({channels},))")
 
 
-def batch_norm_train_forward(x, gamma, beta, eps=1e-5, relu=False):
-    """Normalise with the batch's own statistics. Returns (y, x_hat, inv_std, mean, var): what
-    the backward pass needs (x_hat and 1/sigma, shaped to broadcast) and the batch mean and
-    biased variance, each of shape (C,), for the running statistics. ``relu=True``: y is
-    max(y, 0), taken in place (the fused BN-ReLU).
+def batch_statistics(x, eps=1e-5, out=None):
+    """Normalise x with the batch's own statistics. Returns (x_hat, inv_std, mean, var): x_hat
+    (written into ``out`` when given), 1/sigma shaped to broadcast, and the batch mean and biased
+    variance, each of shape (C,), for the running statistics.
 
     The variance is computed from the centred values, mean((x - mu)^2), not as E[x^2] - mu^2:
     the shortcut loses every digit to cancellation in float32 when |mu| >> sigma, and the centred
@@ -67,15 +67,46 @@ def batch_norm_train_forward(x, gamma, beta, eps=1e-5, relu=False):
                          f"a variance, got input shape {x.shape}")
     parts = parallel.parts_for(x)
     if parts > 1:
-        return _train_forward_split(x, gamma, beta, eps, relu, parts)
+        return _batch_statistics_split(x, eps, out, parts)
     xp = backend.get_array_module(x)
     mean = _per_channel(channel_sum(x) / x.dtype.type(count), x.ndim)
-    x_hat = x - mean
+    x_hat = xp.subtract(x, mean, out=out)
     var = _per_channel(channel_sum(x_hat, x_hat) / x.dtype.type(count), x.ndim)
     inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
     x_hat *= inv_std                                       # in place: no second x-sized buffer
-    y = _scale_shift(x_hat, gamma, beta, relu)
-    return y, x_hat, inv_std, mean.reshape(-1), var.reshape(-1)
+    return x_hat, inv_std, mean.reshape(-1), var.reshape(-1)
+
+
+def _batch_statistics_split(x, eps, out, parts):
+    """The parallel path of ``batch_statistics``: the same passes over memory, each run on
+    ``parts`` parts of the batch at once; the per-channel sums of the parts add up."""
+    xp = backend.get_array_module(x)
+    count = x.dtype.type(x.size // x.shape[1])
+    mean = _per_channel(sum(parallel.over_batch(channel_sum, x, parts=parts)) / count, x.ndim)
+    x_hat = xp.empty_like(x) if out is None else out
+
+    def centre(x_part, x_hat_part):                         # x_hat = x - mu, and sum (x - mu)^2
+        xp.subtract(x_part, mean, out=x_hat_part)
+        return channel_sum(x_hat_part, x_hat_part)
+    var = _per_channel(sum(parallel.over_batch(centre, x, x_hat, parts=parts)) / count, x.ndim)
+    inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
+
+    def normalise(x_hat_part):
+        x_hat_part *= inv_std
+    parallel.over_batch(normalise, x_hat, parts=parts)
+    return x_hat, inv_std, mean.reshape(-1), var.reshape(-1)
+
+
+def scale_shift(x_hat, gamma, beta, relu=False):
+    """y = gamma * x_hat + beta per channel, then max(y, 0) with ``relu`` (a new array)."""
+    parts = parallel.parts_for(x_hat)
+    if parts == 1:
+        return _scale_shift(x_hat, gamma, beta, relu)
+    y = backend.get_array_module(x_hat).empty(x_hat.shape, x_hat.dtype)   # the parallel path
+    parallel.over_batch(lambda x_hat_part, y_part: _scale_shift(x_hat_part, gamma, beta, relu,
+                                                                out=y_part),
+                        x_hat, y, parts=parts)
+    return y
 
 
 def _scale_shift(x_hat, gamma, beta, relu, out=None):
@@ -88,26 +119,11 @@ def _scale_shift(x_hat, gamma, beta, relu, out=None):
     return y
 
 
-def _train_forward_split(x, gamma, beta, eps, relu, parts):
-    """The parallel path of ``batch_norm_train_forward``: the same passes over memory, each run
-    on ``parts`` parts of the batch at once; the per-channel sums of the parts add up."""
-    xp = backend.get_array_module(x)
-    count = x.dtype.type(x.size // x.shape[1])
-    mean = _per_channel(sum(parallel.over_batch(channel_sum, x, parts=parts)) / count, x.ndim)
-    x_hat = xp.empty_like(x)
-
-    def centre(x_part, x_hat_part):                         # x_hat = x - mu, and sum (x - mu)^2
-        xp.subtract(x_part, mean, out=x_hat_part)
-        return channel_sum(x_hat_part, x_hat_part)
-    var = _per_channel(sum(parallel.over_batch(centre, x, x_hat, parts=parts)) / count, x.ndim)
-    inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
-    y = xp.empty_like(x)
-
-    def normalise(x_hat_part, y_part):
-        x_hat_part *= inv_std
-        _scale_shift(x_hat_part, gamma, beta, relu, out=y_part)
-    parallel.over_batch(normalise, x_hat, y, parts=parts)
-    return y, x_hat, inv_std, mean.reshape(-1), var.reshape(-1)
+def batch_norm_train_forward(x, gamma, beta, eps=1e-5, relu=False):
+    """Training-mode batch norm in two steps: ``batch_statistics`` then ``scale_shift``. Returns
+    (y, x_hat, inv_std, mean, var); ``relu=True``: y is max(y, 0) (the fused BN-ReLU)."""
+    x_hat, inv_std, mean, var = batch_statistics(x, eps)
+    return scale_shift(x_hat, gamma, beta, relu), x_hat, inv_std, mean, var
 
 
 def batch_norm_eval_forward(x, running_mean, running_var, gamma, beta, eps=1e-5, relu=False):
@@ -118,7 +134,7 @@ def batch_norm_eval_forward(x, running_mean, running_var, gamma, beta, eps=1e-5,
     inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
     x_hat = x - mean
     x_hat *= inv_std
-    return _scale_shift(x_hat, gamma, beta, relu), x_hat, inv_std
+    return scale_shift(x_hat, gamma, beta, relu), x_hat, inv_std
 
 
 def batch_norm_backward(gy, x_hat, inv_std, gamma, training, need_x=True, need_gamma=True,
@@ -191,6 +207,54 @@ def _backward_split(gy, x_hat, inv_std, gamma, training, need_x, need_gamma, nee
     return gx, (sum_gy_xhat if need_gamma else None), (sum_gy if need_beta else None)
 
 
+class SharedBatchStatistics:
+    """x_hat, 1/sigma, mean and variance of a growing concatenation, each channel computed once.
+
+    In a dense block, layer l normalises [x_0, ..., x_{l-1}] and layer l+1 normalises
+    [x_0, ..., x_{l-1}, x_l]. In training mode every channel but the new ones holds the same
+    values in both, so the same batch mean and variance and the same x_hat = (x - mu) / sigma;
+    only gamma and beta are the layer's own. So a block keeps one (N, C_total, H, W) array of
+    x_hat and fills in each layer's new channels once; layer l's batch norm reads the view of the
+    first C_l channels and only scales and shifts it. Per layer that saves the passes for the mean,
+    the centring, the variance and the normalisation over all older channels, and a stored x_hat
+    of its own (the backward pass reads the same views).
+
+    ``normalise(x, eps)`` expects x's first channels to be the very values it normalised before,
+    as in a dense block, where each layer's input starts with the previous layer's input.
+    """
+
+    def __init__(self, total_channels):
+        self.total_channels = total_channels
+        self.x_hat = self.inv_std = self.mean = self.var = self.eps = None
+        self.filled = 0
+
+    def normalise(self, x, eps):
+        """(x_hat, inv_std, mean, var) of x, as ``batch_statistics(x, eps)`` returns them, with
+        only the channels not seen before computed."""
+        channels = x.shape[1]
+        if self.x_hat is None:
+            xp = backend.get_array_module(x)
+            n, _, *spatial = x.shape
+            self.x_hat = xp.empty((n, self.total_channels, *spatial), x.dtype)
+            self.inv_std = xp.empty((1, self.total_channels) + (1,) * len(spatial), x.dtype)
+            self.mean = xp.empty(self.total_channels, x.dtype)
+            self.var = xp.empty(self.total_channels, x.dtype)
+            self.eps = eps
+        expected = (self.x_hat.shape[0], self.filled) + self.x_hat.shape[2:]
+        if (x.shape[0], min(channels, self.filled)) + x.shape[2:] != expected \
+                or channels > self.total_channels or eps != self.eps or x.dtype != self.x_hat.dtype:
+            raise ShapeError(f"SharedBatchStatistics: an input of shape {x.shape} ({x.dtype}, "
+                             f"eps {eps}) cannot continue the {self.filled} channels normalised so "
+                             f"far (arrays {self.x_hat.shape}, {self.x_hat.dtype}, eps {self.eps})")
+        if channels > self.filled:                    # the new channels: their statistics
+            new = slice(self.filled, channels)
+            _, self.inv_std[:, new], self.mean[new], self.var[new] = batch_statistics(
+                x[:, new], eps, out=self.x_hat[:, new])
+            self.filled = channels
+        return (self.x_hat[:, :channels], self.inv_std[:, :channels], self.mean[:channels],
+                self.var[:channels])
+
+
 def update_running_stats(running_mean, running_var, mean, var, count, momentum):
     """Move the running statistics (arrays, updated in place) towards the batch's mean and biased
     variance over ``count`` values per channel; the variance is stored unbiased,
@@ -210,15 +274,21 @@ class BatchNorm(ArrayFunction):
     given; pass None for them to normalise without touching any statistics (as a recomputation in
     a memory-efficient backward must). In evaluation mode they are required.
 
+    ``statistics``: where training mode gets x_hat, 1/sigma and the batch mean and variance.
+    None computes them from x (``batch_statistics``); a dense block passes its
+    ``SharedBatchStatistics``, which computes each channel's once for all the layers that read it.
+
     Saved for backward: x_hat, 1/sigma and gamma. Not x: the backward formula never reads it, so
     the input (in DenseNet, the concatenation of all earlier feature maps) can be freed.
     """
 
     relu = False        # BatchNormReLU: max(y, 0) on the way out
 
-    def __init__(self, training, eps=1e-5, running_mean=None, running_var=None, momentum=0.1):
+    def __init__(self, training, eps=1e-5, running_mean=None, running_var=None, momentum=0.1,
+                 statistics=None):
         self.training, self.eps, self.momentum = training, eps, momentum
         self.running_mean, self.running_var = running_mean, running_var
+        self.statistics = statistics
 
     def forward(self, x, gamma, beta):
         check_batch_norm_inputs(x, ("weight", gamma), ("bias", beta),
@@ -228,8 +298,11 @@ class BatchNorm(ArrayFunction):
                 raise TypeError(f"batch_norm: input is {x.dtype} but {name} is {a.dtype}; convert "
                                 f"one of them so both match")
         if self.training:
-            y, x_hat, inv_std, mean, var = batch_norm_train_forward(x, gamma, beta, self.eps,
-                                                                    self.relu)
+            if self.statistics is None:
+                x_hat, inv_std, mean, var = batch_statistics(x, self.eps)
+            else:
+                x_hat, inv_std, mean, var = self.statistics.normalise(x, self.eps)
+            y = scale_shift(x_hat, gamma, beta, self.relu)
             if self.running_mean is not None and self.running_var is not None:
                 update_running_stats(self.running_mean, self.running_var, mean, var,
                                      x.size // x.shape[1], self.momentum)
@@ -239,7 +312,7 @@ class BatchNorm(ArrayFunction):
                                  "and running_var")
             y, x_hat, inv_std = batch_norm_eval_forward(x, self.running_mean, self.running_var,
                                                         gamma, beta, self.eps, self.relu)
-        self.running_mean = self.running_var = None    # not needed by backward
+        self.running_mean = self.running_var = self.statistics = None   # not needed by backward
         self.save_for_backward(x_hat, inv_std, gamma)
         return y
 
@@ -280,14 +353,16 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
 
 
 def batch_norm_relu(x, running_mean, running_var, weight=None, bias=None, training=False,
-                    momentum=0.1, eps=1e-5):
+                    momentum=0.1, eps=1e-5, statistics=None):
     """relu(batch_norm(x, ...)) as the single op BatchNormReLU: the same numbers, one stored
-    array fewer (DenseNet's BN-ReLU-Conv layers use it). Arguments as for ``batch_norm``."""
+    array fewer (DenseNet's BN-ReLU-Conv layers use it). Arguments as for ``batch_norm``;
+    ``statistics``: a dense block's ``SharedBatchStatistics`` (see ``BatchNorm``)."""
     return _apply(BatchNormReLU, x, running_mean, running_var, weight, bias, training, momentum,
-                  eps)
+                  eps, statistics)
 
 
-def _apply(op, x, running_mean, running_var, weight, bias, training, momentum, eps):
+def _apply(op, x, running_mean, running_var, weight, bias, training, momentum, eps,
+           statistics=None):
     """Check and complete batch_norm's arguments, then run ``op`` (BatchNorm or BatchNormReLU)."""
     if momentum is None:
         raise ValueError("batch_norm: momentum=None (a cumulative average) is not supported; "
@@ -305,4 +380,4 @@ def _apply(op, x, running_mean, running_var, weight, bias, training, momentum, e
             raise RuntimeError(f"batch_norm: {name} lives on {backend.device_of(stat)} but the "
                                f"input {tuple(data.shape)} on {backend.device_of(data)}; keep the "
                                f"running statistics on the input's device")
-    return op(training, eps, stats[0], stats[1], momentum)(x, weight, bias)
+    return op(training, eps, stats[0], stats[1], momentum, statistics)(x, weight, bias)
