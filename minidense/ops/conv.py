@@ -36,14 +36,16 @@ for 3x3), and with only O = k = 12 output channels the matmul that follows is th
 memory-bound. Take the product the other way round: multiply first, on the input as it is, then
 shift and add the kh*kw partial outputs, which have only O channels each:
 
-    partial[i, j] = weight[:, :, i, j] @ x                 one matmul: (kh*kw*O, C) @ (C, N*H*W)
-    y[:, :, r, s] = sum_{i,j} partial[i, j][:, :, r + i - ph, s + j - pw]     (shift and add)
+    partial[n, i, j] = weight[:, :, i, j] @ x[n]        per image one matmul: (kh*kw*O, C) @ (C, H*W)
+    y[n, :, r, s] = sum_{i,j} partial[n, i, j][:, r + i - ph, s + j - pw]     (shift and add)
 
 A 1x1 kernel without padding has one offset and no shift: the convolution is that one matmul
 (DenseNet-BC's bottleneck layers and the transitions). The backward pass mirrors it: shift dL/dy
 into the kh*kw positions (a small im2col of dL/dy, which has O channels, not C), then one matmul
 each for dL/dx and dL/dweight. Same arithmetic, far less memory traffic; the tests check both
-paths against ``conv2d_naive``.
+paths against ``conv2d_naive``. Every product is taken image by image (x[n] is a C x (H*W)
+matrix as it lies in memory; ``matmul`` runs the N products in one call), so no transposed copy
+of x, of dL/dx or of y is ever made.
 """
 from .. import backend
 from ..autograd import ArrayFunction, ShapeError
@@ -306,17 +308,19 @@ def _im2col_backward(gy, x, weight, stride, padding, need_x, need_weight, out=No
 # ----------------------------------------------------------------------------------------------
 # Stride 1: multiply first, then shift and add (see the module docstring)
 # ----------------------------------------------------------------------------------------------
-def _channels_first(a):
-    """(N, C, H, W) -> the (C, N*H*W) matrix with one column per pixel of every image (a copy)."""
-    xp = backend.get_array_module(a)
-    return xp.ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(a.shape[1], -1)
+def _per_image(a):
+    """(N, C, H, W) -> (N, C, H*W): each image a C x (H*W) matrix (a view when ``a`` is contiguous)."""
+    return a.reshape(a.shape[0], a.shape[1], -1)
 
 
-def _batch_first(a2, n, hw, out=None):
-    """(C, N*H*W) or (C, N, H, W) back to (N, C, H, W) (a copy, into ``out`` when given)."""
-    xp = backend.get_array_module(a2)
-    a4 = a2.reshape(a2.shape[0], n, *hw).transpose(1, 0, 2, 3)
-    return xp.ascontiguousarray(a4) if out is None else _into(out, a4)
+def _matmul_into(a, b, out, shape):
+    """(a @ b).reshape(shape), written straight into ``out`` when given (the parts of the parallel
+    path are C-contiguous, so the product needs no copy)."""
+    xp = backend.get_array_module(b)
+    if out is None or not out.flags.c_contiguous:
+        return _into(out, xp.matmul(a, b).reshape(shape))
+    xp.matmul(a, b, out=out.reshape(b.shape[:-2] + (a.shape[-2], b.shape[-1])))
+    return out
 
 
 def _valid_range(out_size, in_size, offset, pad):
@@ -336,48 +340,49 @@ def _shifts(kernel, padding, out_hw, in_hw):
 
 
 def _stride1_forward(x, weight, padding, out=None):
-    """y = conv2d(x, weight, stride=1): one matmul on x itself, then shift-and-add (O channels).
-    Written into ``out`` when given."""
+    """y = conv2d(x, weight, stride=1): per image one matmul on x itself, then shift-and-add
+    (O channels). Written into ``out`` when given."""
     xp = backend.get_array_module(x)
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
     oh, ow = h + 2 * padding[0] - kh + 1, w + 2 * padding[1] - kw + 1
     w_offsets = weight.transpose(2, 3, 0, 1).reshape(kh * kw * o, c)    # rows ordered (i, j, o)
-    partial = (w_offsets @ _channels_first(x)).reshape(kh, kw, o, n, h, w)
     if (kh, kw) == (1, 1) and tuple(padding) == (0, 0):
-        return _batch_first(partial[0, 0], n, (h, w), out)
-    y = xp.zeros((o, n, oh, ow), dtype=partial.dtype)
+        return _matmul_into(w_offsets, _per_image(x), out, (n, o, h, w))  # y[n] = W @ x[n]
+    partial = xp.matmul(w_offsets, _per_image(x)).reshape(n, kh, kw, o, h, w)
+    y = xp.zeros((n, o, oh, ow), dtype=partial.dtype) if out is None else out
+    if out is not None:
+        y[...] = 0
     for i, j, (rows, cols), (in_rows, in_cols) in _shifts((kh, kw), padding, (oh, ow), (h, w)):
-        y[:, :, rows, cols] += partial[i, j, :, :, in_rows, in_cols]
-    return _batch_first(y, n, (oh, ow), out)
+        y[:, :, rows, cols] += partial[:, i, j, :, in_rows, in_cols]
+    return y
 
 
 def _stride1_backward(gy, x, weight, padding, need_x, need_weight, out=None):
-    """dL/dx and dL/dweight of the stride-1 convolution.
+    """dL/dx and dL/dweight of the stride-1 convolution, per image n:
 
-    shifted[i, j][:, :, r + i - ph, s + j - pw] = dL/dy[:, :, r, s]     (dL/dy moved to each offset)
-    dL/dx      = sum_{i,j,o} weight[o, :, i, j] * shifted[i, j, o]    one matmul
-    dL/dweight = shifted @ x^T over every pixel of every image        one matmul
+    shifted[n, i, j][:, r + i - ph, s + j - pw] = dL/dy[n, :, r, s]    (dL/dy moved to each offset)
+    dL/dx[n]   = sum_{i,j,o} weight[o, :, i, j] * shifted[n, i, j, o]  one matmul
+    dL/dweight = sum_n x[n] @ shifted[n]^T                            one matmul per image, summed
     """
     xp = backend.get_array_module(gy)
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
     oh, ow = gy.shape[2:]
-    gy_channels_first = xp.ascontiguousarray(gy.transpose(1, 0, 2, 3))  # (O, N, OH, OW)
     if (kh, kw) == (1, 1) and tuple(padding) == (0, 0):
-        shifted = gy_channels_first.reshape(o, -1)
+        shifted = _per_image(gy)                                         # (N, O, H*W)
     else:
-        shifted = xp.zeros((kh, kw, o, n, h, w), dtype=gy.dtype)
+        shifted = xp.zeros((n, kh, kw, o, h, w), dtype=gy.dtype)
         for i, j, (rows, cols), (in_rows, in_cols) in _shifts((kh, kw), padding, (oh, ow), (h, w)):
-            shifted[i, j, :, :, in_rows, in_cols] = gy_channels_first[:, :, rows, cols]
-        shifted = shifted.reshape(kh * kw * o, n * h * w)
+            shifted[:, i, j, :, in_rows, in_cols] = gy[:, :, rows, cols]
+        shifted = shifted.reshape(n, kh * kw * o, h * w)
     gx = gw = None
     if need_x:
         w_by_input = weight.transpose(1, 2, 3, 0).reshape(c, kh * kw * o)   # columns (i, j, o)
-        gx = _batch_first(w_by_input @ shifted, n, (h, w), out)
+        gx = _matmul_into(w_by_input, shifted, out, x.shape)
     if need_weight:
-        # (C, N*H*W) @ (N*H*W, kh*kw*O): BLAS is fastest with the long axis inside this way round
-        gw_by_input = _channels_first(x) @ shifted.T
+        # per image (C, H*W) @ (H*W, kh*kw*O), BLAS reading shifted[n] transposed in place
+        gw_by_input = xp.matmul(_per_image(x), shifted.transpose(0, 2, 1)).sum(axis=0)
         gw = xp.ascontiguousarray(gw_by_input.reshape(c, kh, kw, o).transpose(3, 0, 1, 2))
     return gx, gw
 
