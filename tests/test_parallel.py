@@ -65,6 +65,28 @@ def test_default_thread_count_follows_the_environment(monkeypatch):
         assert md.get_num_threads() == 2
 
 
+def test_openblas_is_held_to_one_thread_inside_split_products_and_restored_after():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not parallel.blas_is_managed():
+        pytest.skip("threadpoolctl finds no BLAS library in this process")
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"]
+    seen = []
+
+    def part(a):
+        seen.append(blas_threads())
+        return a
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        with parallel.settings(**SPLIT):
+            parallel.over_batch(part, np.zeros((6, 4)), matmul=True)
+        after = blas_threads()
+    assert len(seen) == 3 and all(threads == [1] * len(before) for threads in seen)
+    assert after == before
+
+
 def test_an_error_in_a_part_reaches_the_caller():
     def fail(part):
         raise RuntimeError("part failed")

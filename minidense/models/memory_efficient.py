@@ -4,12 +4,14 @@
 Why the naive block is quadratic
 --------------------------------
 Layer l of a block reads the concatenation [x_0, x_1, ..., x_{l-1}] of c_0 + (l-1)k channels.
-``cat`` copies all of them into a new array, and autograd keeps two arrays of that size alive
-until the backward pass: BN's normalised values x_hat (BN's backward reads them) and the output
-of the fused BN-ReLU (the convolution's input; ReLU's backward reads its sign). The concatenation
-itself is freed once the next layer has read it, since neither BN's backward nor cat's reads it.
-Summed over the layers that is about 2 * (L c_0 + k L(L-1)/2) channels of feature maps: memory
-grows with the square of the depth, while the *new* information is only k channels per layer.
+``cat`` copies all of them into a new array, and autograd keeps an array of that size alive until
+the backward pass: the output of the fused BN-ReLU (the convolution's input; ReLU's backward
+reads its sign). BN's normalised values x_hat, which BN's backward reads, are kept once per block
+(a channel has the same x_hat in every layer that reads it: ``SharedBatchStatistics``). The
+concatenation itself is freed once the next layer has read it, since neither BN's backward nor
+cat's reads it. Summed over the layers that is about L c_0 + k L(L-1)/2 channels of feature maps:
+memory grows with the square of the depth, while the *new* information is only k channels per
+layer.
 
 What this module does instead (the paper's "shared memory allocations" and recomputation)
 ------------------------------------------------------------------------------------------

@@ -15,9 +15,8 @@ kernel already uses the whole device.
 The matrix products are split too, and while the parts run, OpenBLAS (NumPy's matrix library) is
 held to one thread. Otherwise each part's product would start OpenBLAS's own threads as well, and
 those keep spinning on the cores for a while after every product, so they would compete with the
-parts for the same cores. That limit goes through ``threadpoolctl``
-(``pip install "minidense[parallel]"``); without it minidense splits nothing unless
-``set_num_threads`` asks for it.
+parts for the same cores. That limit goes through ``threadpoolctl`` (installed with
+minidense); where it is missing minidense splits nothing unless ``set_num_threads`` asks for it.
 
     set_num_threads(n)   use n threads (1: no splitting, every op runs as written)
     get_num_threads()    how many are used now
