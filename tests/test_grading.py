@@ -431,3 +431,32 @@ def test_wire_refuses_malformed_or_oversized_messages(data, message):
 def test_wire_reports_a_vanished_worker():
     with pytest.raises(EOFError):
         read_bytes(message_bytes([1])[:10])
+
+
+def test_a_grader_installed_in_a_virtual_environment_under_tmp_sees_its_packages(tmp_path):
+    """The box has a private /tmp; a Python living under /tmp (a venv there, as on many CI
+    machines) must stay visible in it, so a module the student imports late still loads."""
+    if not str(tmp_path).startswith("/tmp/"):
+        pytest.skip("the temporary folder is not under /tmp here")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                    str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site_packages = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+    Path(site_packages, "late_import_probe.py").write_text("def add(a, b):\n    return a + b\n")
+    exercises = tmp_path / "exercises"
+    (exercises / "tests").mkdir(parents=True)
+    (exercises / "tasks").mkdir()
+    shutil.copy(EXERCISES / "tests" / "conftest.py", exercises / "tests")
+    shutil.copy(EXERCISES / "pytest.ini", exercises)
+    (exercises / "tests" / "test_late.py").write_text(TOY_TEST.format(task="late"))
+    (exercises / "tasks" / "late.py").write_text(
+        "def add(a, b):\n    import late_import_probe\n    return late_import_probe.add(a, b)\n")
+    results = tmp_path / "r.json"
+    finished = subprocess.run([str(python), "-m", "minidense", "grade", str(exercises),
+                               "--results", str(results)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300)
+    report = json.loads(results.read_text())
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert report["score"] == 3, [entry["output"] for entry in report["tests"]]

@@ -127,7 +127,7 @@ def filesystem_plan(root, submission, tmp_bytes=64 << 20):
                       os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
                       *site.getsitepackages()}
     for folder in sorted(os.path.realpath(f) for f in python_folders if os.path.isdir(f)):
-        if not _inside(folder, folders) and folder != "/":
+        if not _inside(folder, folders) and folder not in ("/", "/tmp"):
             folders.append(folder)
     files = [f for f in ("/etc/ld.so.cache",) if os.path.isfile(f)]
     import minidense

@@ -82,6 +82,11 @@ def enter_box(plan):
     root = plan["root"]
     _mount(None, "/", None, MS_REC | MS_PRIVATE)           # nothing leaks back to the host
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
+    # The private /tmp first: a Python installed under /tmp (a virtual environment there) is
+    # then bound on top of it, read-only, instead of being covered by it.
+    os.makedirs(root + "/tmp")
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={plan['tmp_bytes']},mode=1777")
     for link, target in plan["symlinks"]:                  # /bin -> usr/bin on merged-/usr systems
         os.makedirs(os.path.dirname(root + link), exist_ok=True)
         os.symlink(target, root + link)
@@ -99,9 +104,6 @@ def enter_box(plan):
         _bind(device, root, read_only=False)
     os.makedirs(root + "/proc", exist_ok=True)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    os.makedirs(root + "/tmp", exist_ok=True)
-    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={plan['tmp_bytes']},mode=1777")
     os.chdir(root)
     _mount(root, "/", None, MS_MOVE)                      # the box's root covers the host's
     os.chroot(".")
