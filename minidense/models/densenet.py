@@ -137,14 +137,11 @@ class DenseBlock(nn.Module):
         if self.memory_efficient:
             return _efficient.shared_storage_block_forward(self, x)
         layers = self.layers()
-        if not self.training or any(type(layer).forward is not DenseLayer.forward
-                                    for layer in layers):
-            for layer in layers:
-                x = layer(x)
-            return x
-        statistics = SharedBatchStatistics(self.out_channels)
+        # shared statistics need training mode and layers whose input starts with the previous one's
+        shares = self.training and all(type(layer).forward is DenseLayer.forward for layer in layers)
+        statistics = SharedBatchStatistics(self.out_channels) if shares else None
         for layer in layers:
-            x = layer(x, statistics=statistics)
+            x = layer(x, statistics=statistics) if shares else layer(x)
         return x
 
     def extra_repr(self):

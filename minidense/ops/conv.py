@@ -350,8 +350,10 @@ def _stride1_forward(x, weight, padding, out=None):
     if (kh, kw) == (1, 1) and tuple(padding) == (0, 0):
         return _matmul_into(w_offsets, _per_image(x), out, (n, o, h, w))  # y[n] = W @ x[n]
     partial = xp.matmul(w_offsets, _per_image(x)).reshape(n, kh, kw, o, h, w)
-    y = xp.zeros((n, o, oh, ow), dtype=partial.dtype) if out is None else out
-    if out is not None:
+    if out is None:
+        y = xp.zeros((n, o, oh, ow), dtype=partial.dtype)
+    else:
+        y = out
         y[...] = 0
     for i, j, (rows, cols), (in_rows, in_cols) in _shifts((kh, kw), padding, (oh, ow), (h, w)):
         y[:, :, rows, cols] += partial[:, i, j, :, in_rows, in_cols]

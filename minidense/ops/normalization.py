@@ -240,9 +240,10 @@ class SharedBatchStatistics:
             self.mean = xp.empty(self.total_channels, x.dtype)
             self.var = xp.empty(self.total_channels, x.dtype)
             self.eps = eps
-        expected = (self.x_hat.shape[0], self.filled) + self.x_hat.shape[2:]
-        if (x.shape[0], min(channels, self.filled)) + x.shape[2:] != expected \
-                or channels > self.total_channels or eps != self.eps or x.dtype != self.x_hat.dtype:
+        continues = (x.shape[0] == self.x_hat.shape[0] and x.shape[2:] == self.x_hat.shape[2:]
+                     and self.filled <= channels <= self.total_channels
+                     and eps == self.eps and x.dtype == self.x_hat.dtype)
+        if not continues:
             raise ShapeError(f"SharedBatchStatistics: an input of shape {x.shape} ({x.dtype}, "
                              f"eps {eps}) cannot continue the {self.filled} channels normalised so "
                              f"far (arrays {self.x_hat.shape}, {self.x_hat.dtype}, eps {self.eps})")
