@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import math
+import sys
 
 import numpy
 
@@ -60,13 +61,13 @@ def write_jsonl(path, rows):
 
 
 def save_figure(figure, path, dpi=120):
-    """Save a matplotlib figure as PNG atomically and close it."""
-    import matplotlib.pyplot as plt
+    """Save a matplotlib figure as PNG atomically and close it (if pyplot holds it)."""
     try:
         return atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=dpi,
                                                                bbox_inches="tight"))
     finally:
-        plt.close(figure)
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close(figure)
 
 
 def _json_default(value):
@@ -78,12 +79,17 @@ def _json_default(value):
     raise TypeError(f"cannot write a {type(value).__name__} as JSON")
 
 
-def _pyplot():
-    """matplotlib's pyplot on the file-only Agg backend (no window, works on servers)."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    return plt
+def _file_figure(**kwargs):
+    """A figure drawn only into a file: a plain Figure on its own Agg canvas.
+
+    pyplot is not involved, so matplotlib's global backend stays whatever the user chose (a
+    notebook keeps showing its figures inline) and nothing joins pyplot's list of open figures.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(**kwargs)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 # ----------------------------------------------------------------------------------------------
@@ -119,9 +125,9 @@ def format_class_table(classes, matrix):
 # ----------------------------------------------------------------------------------------------
 def plot_curves(history, path):
     """Learning curves: loss (left) and error in % (right) per epoch, train and test."""
-    plt = _pyplot()
     epochs = [row["epoch"] for row in history]
-    figure, (loss_axes, error_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    figure = _file_figure(figsize=(10, 4))
+    loss_axes, error_axes = figure.subplots(1, 2)
     for split, style in (("train", "-o"), ("test", "-s")):
         loss_axes.plot(epochs, [row[f"{split}_loss"] for row in history], style, label=split)
         error_axes.plot(epochs, [100 * (1 - row[f"{split}_acc"]) for row in history], style,
@@ -137,11 +143,11 @@ def plot_curves(history, path):
 
 def plot_confusion(matrix, classes, path, title="confusion matrix"):
     """The confusion matrix as a heatmap: rows normalised to fractions, counts in the cells."""
-    plt = _pyplot()
     totals = numpy.maximum(matrix.sum(axis=1, keepdims=True), 1)
     fractions = matrix / totals
     size = max(5.0, 0.55 * len(classes) + 2)
-    figure, axes = plt.subplots(figsize=(size + 1, size))
+    figure = _file_figure(figsize=(size + 1, size))
+    axes = figure.subplots()
     image = axes.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=axes, label="fraction of the true class")
     ticks = numpy.arange(len(classes))

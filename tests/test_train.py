@@ -5,6 +5,7 @@ trained for two epochs once per module and shared by the tests that only read it
 """
 import json
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -395,3 +396,22 @@ def test_moved_names_still_import_from_train():
     assert issubclass(UsageError, UserError)
     assert train_main.__module__ == "minidense.train_cli"
     assert evaluate_main.__module__ == "minidense.evaluate_cli"
+
+
+def test_plots_written_to_files_leave_matplotlib_backend_and_pyplot_alone(tmp_path, monkeypatch):
+    """A notebook that trains with out_dir= must keep showing its own figures inline afterwards."""
+    matplotlib = pytest.importorskip("matplotlib")
+    from minidense import metrics
+
+    def switch_backend(*args, **kwargs):
+        raise AssertionError(f"library code called matplotlib.use{args}")
+    monkeypatch.setattr(matplotlib, "use", switch_backend)
+    pyplot_loaded = "matplotlib.pyplot" in sys.modules
+    history = [{"epoch": 1, "train_loss": 2.0, "test_loss": 2.1, "train_acc": 0.2, "test_acc": 0.2},
+               {"epoch": 2, "train_loss": 1.5, "test_loss": 1.7, "train_acc": 0.4, "test_acc": 0.3}]
+    metrics.plot_curves(history, tmp_path / "curves.png")
+    metrics.plot_confusion(np.eye(3, dtype=np.int64), ["a", "b", "c"], tmp_path / "confusion.png")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    if pyplot_loaded:
+        assert sys.modules["matplotlib.pyplot"].get_fignums() == []

@@ -19,7 +19,7 @@ def write_feature_reuse(model_or_state, out_dir, rescale=True):
     matrices = feature_reuse(model_or_state)
     csv_path = write_feature_reuse_csv(matrices, out_dir / "figure5.csv")
     png_path = out_dir / "figure5.png"
-    close_figure(plot_feature_reuse(matrices, png_path, rescale=rescale))
+    close_figure(plot_feature_reuse(matrices, png_path, rescale=rescale, show=False))
     return png_path, csv_path
 
 
@@ -69,13 +69,13 @@ def heatmap_main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     rescale = not args.raw
 
-    close_figure(plot_feature_reuse(matrices, out, rescale=rescale))
+    close_figure(plot_feature_reuse(matrices, out, rescale=rescale, show=False))
     csv_path = write_feature_reuse_csv(matrices, out.with_suffix(".csv"))
     print(f"wrote {out} and {csv_path} "
           f"({len(matrices)} dense blocks, layers per block: {[m.shape[0] - 1 for m in matrices]})")
     if args.compare_paper:
         comparison = out.with_name(f"{out.stem}_vs_paper.png")
-        close_figure(plot_compare_paper(matrices, comparison, rescale=rescale))
+        close_figure(plot_compare_paper(matrices, comparison, rescale=rescale, show=False))
         print(f"wrote {comparison}")
         _print_observations(matrices)
     return 0

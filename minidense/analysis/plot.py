@@ -20,14 +20,15 @@ COLOUR_LEVELS = 64
 PANEL_INCHES = 3.6
 
 
-def _new_figure(**kwargs):
+def _new_figure(show=True, **kwargs):
     """A figure that needs no display.
 
     In a pyplot session (a notebook, an interactive script) the figure is made by pyplot, so it shows
-    up as usual. Otherwise it is a plain Figure on the Agg canvas: no GUI backend is touched and
-    nothing is kept in pyplot's global list of open figures.
+    up as usual. Otherwise, or with show=False (a figure only written to a file), it is a plain
+    Figure on the Agg canvas: no GUI backend is touched and nothing is kept in pyplot's global list
+    of open figures.
     """
-    if "matplotlib.pyplot" in sys.modules:
+    if show and "matplotlib.pyplot" in sys.modules:
         return sys.modules["matplotlib.pyplot"].figure(**kwargs)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -98,20 +99,21 @@ def _draw_row(panel, columns, matrices, rescale, titles):
 
 
 def plot_feature_reuse(matrices, path=None, rescale=True, titles=None, compare_with=None,
-                       row_labels=None, suptitle=None):
+                       row_labels=None, suptitle=None, show=True):
     """Draw the blocks' feature-reuse heatmaps side by side, as in the paper's Figure 5.
 
     matrices: the list from `feature_reuse` (one (L+1, L+1) array per block). rescale=True min-max
     rescales each column to [0, 1] as the paper does; rescale=False shows raw mean |W|.
     compare_with: another list of matrices (e.g. `paper_figure5()`) drawn in a row above; it is
     always shown rescaled. row_labels names the rows when there are two. Returns the Figure and
-    saves it as a PNG when `path` is given.
+    saves it as a PNG when `path` is given; show=False keeps it out of pyplot (for a figure that is
+    only written to `path`, e.g. at the end of a training run inside a notebook).
     """
     rows = [(compare_with, True)] if compare_with is not None else []
     rows.append((matrices, rescale))
     columns = max(len(m) for m, _ in rows)
-    figure = _new_figure(figsize=(PANEL_INCHES * columns + 1.2, PANEL_INCHES * len(rows) + 0.8),
-                         layout="constrained")
+    figure = _new_figure(show, layout="constrained",
+                         figsize=(PANEL_INCHES * columns + 1.2, PANEL_INCHES * len(rows) + 0.8))
     panels = list(figure.subfigures(len(rows), 1, squeeze=False)[:, 0]) if len(rows) > 1 else [figure]
     labels = row_labels or [None] * len(rows)
     for panel, (row_matrices, row_rescale), label in zip(panels, rows, labels):
@@ -126,7 +128,7 @@ def plot_feature_reuse(matrices, path=None, rescale=True, titles=None, compare_w
     return figure
 
 
-def plot_compare_paper(matrices, path=None, rescale=True):
+def plot_compare_paper(matrices, path=None, rescale=True, show=True):
     """The paper's Figure 5 on top, the given model's matrices below.
 
     The comparison needs a 3-block model (the paper's DenseNet has three); for any other number of
@@ -135,10 +137,10 @@ def plot_compare_paper(matrices, path=None, rescale=True):
     paper = paper_figure5()
     if len(matrices) != len(paper):
         return plot_feature_reuse(
-            matrices, path, rescale=rescale,
+            matrices, path, rescale=rescale, show=show,
             suptitle=(f"This model has {len(matrices)} dense blocks; the paper's Figure 5 has "
                       f"{len(paper)}, so only the model is shown"))
     return plot_feature_reuse(
-        matrices, path, rescale=rescale, compare_with=paper,
+        matrices, path, rescale=rescale, compare_with=paper, show=show,
         row_labels=["Paper: Huang et al. (CVPR 2017), Figure 5 (DenseNet L=40, k=12, C10+)",
                     "This model"])
