@@ -31,8 +31,8 @@ class GradcheckError(AssertionError):
 class GradcheckReport:
     """What gradcheck found, per input: errors, pass/fail, and whether both gradients were ~0."""
 
-    def __init__(self, rows, mode):
-        self.rows, self.mode = rows, mode
+    def __init__(self, rows, mode, atol=1e-5, rtol=1e-3):
+        self.rows, self.mode, self.atol, self.rtol = rows, mode, atol, rtol
         self.passed = all(r["passed"] for r in rows)
 
     def __bool__(self):
@@ -43,8 +43,13 @@ class GradcheckReport:
                  f"  {'input':>5}  {'shape':<18} {'max abs err':>12} {'max rel err':>12}  result"]
         for r in self.rows:
             verdict = "ok" if r["passed"] else ("both ~0 (vacuous)" if r["vacuous"] else "MISMATCH")
+            relative = "n/a" if numpy.isnan(r["max_rel_error"]) else f"{r['max_rel_error']:.3e}"
             lines.append(f"  {r['index']:>5}  {str(r['shape']):<18} {r['max_abs_error']:>12.3e} "
-                         f"{r['max_rel_error']:>12.3e}  {verdict}")
+                         f"{relative:>12}  {verdict}")
+        lines.append("  abs err = |a - n|; rel err = |a - n| / max(|a|, |n|) over the elements with "
+                     "max(|a|, |n|) > atol (n/a: none)")
+        lines.append(f"  an element passes when |a - n| <= atol + rtol * |n|   "
+                     f"(atol {self.atol:g}, rtol {self.rtol:g}; a: analytic, n: numerical)")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -132,7 +137,7 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, upstream="random", 
             analytic_values, numeric_values = numpy.array(analytic_values), numpy.array(numeric_values)
         rows.append(_compare(i, x.shape, analytic_values, numeric_values, atol, rtol, allow_zero))
 
-    report = GradcheckReport(rows, "/".join(sorted(used_modes)))
+    report = GradcheckReport(rows, "/".join(sorted(used_modes)), atol, rtol)
     if raise_exception and not report.passed:
         raise GradcheckError(str(report))
     return report
@@ -144,13 +149,16 @@ def _compare(index, shape, analytic, numeric, atol, rtol, allow_zero):
     # Both ~0: analytic exactly (near) zero, numeric no bigger than rounding noise of L / eps.
     vacuous = bool(numpy.abs(analytic).max(initial=0.0) < 1e-9
                    and numpy.abs(numeric).max(initial=0.0) < 1e-6)
-    relative = difference / numpy.maximum(scale, 1e-12)
-    relative = numpy.where(scale > atol, relative, 0.0)
+    # relative error only where a gradient is bigger than atol: below it, |a - n| is rounding noise
+    # divided by a near-zero number, and the absolute error (column "max abs err") is what counts
+    measured = scale > atol
+    relative = difference[measured] / scale[measured]
     passed = bool(numpy.all(difference <= atol + rtol * numpy.abs(numeric)))
     if vacuous and not allow_zero:
         passed = False
     return {"index": index, "shape": tuple(shape), "max_abs_error": float(difference.max(initial=0)),
-            "max_rel_error": float(relative.max(initial=0)), "passed": passed, "vacuous": vacuous}
+            "max_rel_error": float(relative.max()) if relative.size else float("nan"),
+            "passed": passed, "vacuous": vacuous}
 
 
 def _numeric_gradient(objective, x, eps):
