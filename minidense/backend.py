@@ -19,13 +19,25 @@ def _load_cupy():
         return _cupy
     try:
         import cupy
-        cupy.cuda.runtime.getDeviceCount()
-        _cupy = cupy
     except ImportError:
         _cupy_error = ("CuPy is not installed. Install the build that matches your CUDA, "
                        "e.g. `pip install cupy-cuda12x`, or use device='cpu'.")
-    except Exception as exc:  # CuPy present but no usable GPU / driver
+        return None
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CuPy present but no driver or no device
         _cupy_error = f"CuPy is installed but no CUDA GPU is usable ({exc}). Use device='cpu'."
+        return None
+    try:   # one elementwise kernel (compiled by NVRTC), one reduction, one product (cuBLAS)
+        x = cupy.arange(6, dtype=cupy.float32).reshape(2, 3)
+        float((x @ x.T * 2).sum())
+    except Exception as exc:
+        _cupy_error = (f"CuPy sees a GPU but cannot run kernels on it ({type(exc).__name__}: "
+                       f"{exc}); CuPy's CUDA libraries (NVRTC, cuBLAS) are probably missing: "
+                       f"install them with `pip install 'cupy-cuda12x[ctk]'` (or a CUDA toolkit), "
+                       f"or use device='cpu'.")
+        return None
+    _cupy = cupy
     return _cupy
 
 
@@ -59,18 +71,24 @@ def array_module(device):
     return _load_cupy() if check_device(device) == "cuda" else numpy
 
 
+def _is_cupy_array(array):
+    """True for a CuPy array, also one made before minidense loaded CuPy (recognised by its type)."""
+    if _cupy is not None:
+        return isinstance(array, _cupy.ndarray)
+    return type(array).__module__.partition(".")[0] == "cupy" and _load_cupy() is not None
+
+
 def get_array_module(*arrays):
     """numpy or cupy, whichever the given arrays live in (numpy for plain Python values)."""
-    if _cupy is not None:
-        for a in arrays:
-            if isinstance(a, _cupy.ndarray):
-                return _cupy
+    for a in arrays:
+        if _is_cupy_array(a):
+            return _cupy
     return numpy
 
 
 def device_of(array):
     """'cuda' for a CuPy array, 'cpu' otherwise."""
-    return "cuda" if (_cupy is not None and isinstance(array, _cupy.ndarray)) else "cpu"
+    return "cuda" if _is_cupy_array(array) else "cpu"
 
 
 def to_device(array, device):
@@ -89,10 +107,5 @@ def to_numpy(array):
 
 
 def scatter_add(target, index, values):
-    """target[index] += values, adding repeated indices up (np.add.at; cupyx.scatter_add on GPU)."""
-    xp = get_array_module(target)
-    if xp is numpy:
-        numpy.add.at(target, index, values)
-    else:
-        import cupyx
-        cupyx.scatter_add(target, index, values)
+    """target[index] += values, adding repeated indices up (``add.at``, in NumPy and in CuPy)."""
+    get_array_module(target).add.at(target, index, values)

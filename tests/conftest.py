@@ -1,15 +1,16 @@
 """Shared test fixtures: devices to run on, float64 random tensors, a reseeded run per test.
 
 Tests that take the ``device`` fixture run on 'cpu' and on 'cuda'. With CuPy and a GPU, 'cuda' is
-the real thing (test id ``[cuda]``); without one it is the CPU emulation of CuPy in fake_cupy.py
-(test id ``[cuda-emulated]``), which checks that device code never mixes host and device arrays.
+the real thing (test id ``[cuda]``); without one it is the CPU emulation of CuPy in
+``minidense/cupy_emulation.py`` (test id ``[cuda-emulated]``), which offers only CuPy's names and
+checks that device code never mixes host and device arrays.
 Tests marked ``@pytest.mark.cuda`` need the real GPU and are skipped without one.
 """
 import numpy as np
 import pytest
 
-import fake_cupy
 import minidense as md
+from minidense import cupy_emulation
 
 REAL_GPU = md.cuda_available()
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda, id="cuda") if REAL_GPU
@@ -28,7 +29,7 @@ def pytest_collection_modifyitems(config, items):
 def use_cuda(monkeypatch):
     """'cuda', emulated on the CPU when there is no GPU."""
     if not REAL_GPU:
-        fake_cupy.install(monkeypatch)
+        cupy_emulation.install(monkeypatch)
     return "cuda"
 
 
