@@ -15,10 +15,8 @@ holds the random generator's state too). A loss that becomes NaN or infinite sto
 before a checkpoint could record it.
 
 The command line around the loop lives in ``minidense.train_cli`` (``python -m minidense train``),
-``minidense.evaluate_cli`` (``evaluate``) and ``minidense.run_settings`` (options to objects); their
-public names are importable from here as well.
+``minidense.evaluate_cli`` (``evaluate``) and ``minidense.run_settings`` (options to objects).
 """
-import importlib
 import math
 import sys
 import time
@@ -194,28 +192,3 @@ def fit(model, train_loader, test_loader, optimizer, scheduler=None, epochs=1, o
         where = f"; {out_dir / 'last.npz'} holds it" if out_dir is not None and finished else ""
         print(f"\ninterrupted: {finished} of {epochs} epochs finished{where}", file=sys.stderr)
     return result
-
-
-# ----------------------------------------------------------------------------------------------
-# Names that moved to the command-line modules stay importable from here
-# ----------------------------------------------------------------------------------------------
-_MOVED = {
-    "minidense.checkpoints": ("model_from_checkpoint", "read_training_checkpoint"),
-    "minidense.run_settings": ("DEFAULTS", "PRESETS", "ARCHITECTURE_OPTIONS",
-                               "RUN_CONTROL_OPTIONS", "TrainingSetup", "build_model",
-                               "build_optimizer", "build_scheduler", "build_from_args",
-                               "resolve_settings", "check_settings"),
-    "minidense.run_folder": ("default_out_dir", "describe", "write_results"),
-    "minidense.train_cli": ("build_train_parser", "prepare_run", "train_main", "finish_run",
-                            "is_densenet"),
-    "minidense.evaluate_cli": ("build_evaluate_parser", "evaluate_main", "check_model_fits"),
-}
-_MOVED_TO = {name: module for module, names in _MOVED.items() for name in names}
-
-
-def __getattr__(name):
-    """``from minidense.train import train_main`` (and the other moved names) still works; the
-    modules are imported on first use, since they import this one."""
-    if name in _MOVED_TO:
-        return getattr(importlib.import_module(_MOVED_TO[name]), name)
-    raise AttributeError(f"module 'minidense.train' has no attribute {name!r}")

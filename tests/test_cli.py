@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from minidense import train
+from minidense import evaluate_cli, train_cli
 from minidense.data import DATASETS
 from minidense.models import MODELS
 
@@ -35,7 +35,7 @@ def test_unknown_model_on_the_command_line_exits_2_without_a_traceback():
 
 
 def test_train_help_shows_the_options(capsys):
-    assert train.train_main(["--help"]) == 0
+    assert train_cli.train_main(["--help"]) == 0
     text = capsys.readouterr().out
     for option in ["--model", "--depth", "--growth-rate", "--no-bottleneck", "--dataset",
                    "--epochs", "--batch-size", "--lr", "--no-nesterov", "--weight-decay",
@@ -50,7 +50,7 @@ def test_train_help_shows_the_options(capsys):
     (["--dataset", "imagenet"], DATASETS),
 ])
 def test_unknown_names_list_the_valid_ones(argv, valid_names, capsys):
-    assert train.train_main(argv) == 2
+    assert train_cli.train_main(argv) == 2
     error = capsys.readouterr().err
     assert "invalid choice" in error
     for name in valid_names:
@@ -58,18 +58,18 @@ def test_unknown_names_list_the_valid_ones(argv, valid_names, capsys):
 
 
 def test_evaluate_with_an_unknown_dataset_lists_the_valid_ones(capsys):
-    assert train.evaluate_main(["run/best.npz", "--dataset", "svhn"]) == 2
+    assert evaluate_cli.evaluate_main(["run/best.npz", "--dataset", "svhn"]) == 2
     error = capsys.readouterr().err
     assert all(name in error for name in DATASETS)
 
 
 def test_evaluate_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
-    assert train.evaluate_main([str(tmp_path / "missing.npz")]) == 2
+    assert evaluate_cli.evaluate_main([str(tmp_path / "missing.npz")]) == 2
     assert "no such file" in capsys.readouterr().err
 
 
 def test_depth_that_does_not_fit_is_a_clear_error(tmp_path, capsys):
-    code = train.train_main(["--depth", "11", "--out", str(tmp_path / "run"), "--quiet"])
+    code = train_cli.train_main(["--depth", "11", "--out", str(tmp_path / "run"), "--quiet"])
     assert code == 2
     error = capsys.readouterr().err
     assert "depth=11" in error and "Traceback" not in error
