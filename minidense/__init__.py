@@ -6,7 +6,9 @@
     x.grad      # tensor([[2., 4.]])
 
 Where things live: autograd.py (Tensor, Function, backward) -> ops/ (each op's forward and backward)
--> nn/ (layers) -> models/ (DenseNet) -> data/ and train.py -> analysis/ (Figure 5).
+-> nn/ (layers) -> models/ (DenseNet) -> data/ and train.py -> analysis/ (Figure 5). The fast
+kernels the ops run by default are in kernels/; ``md.use_kernels("reference")`` switches every op to
+its textbook kernel.
 """
 import numpy as _np
 
@@ -18,7 +20,8 @@ from .creation import (arange, full, ones, ones_like, rand, randn, randn_like, t
                        zeros_like)
 from .ops import (abs, argmax, cat, exp, flatten, log, matmul, max, mean, min, permute, relu,
                   reshape, sigmoid, split, sqrt, stack, sum, tanh, transpose)
-from .ops.parallel import get_num_threads, set_num_threads
+from .kernels import active_kernels, use_kernels
+from .kernels.threads import get_num_threads, set_num_threads
 from .random import manual_seed
 from . import gradcheck as gradcheck_module
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, gradgradcheck

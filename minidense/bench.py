@@ -11,6 +11,8 @@ always its plain DenseNet, also with ``--memory-efficient``, which changes only 
 ``--profile`` splits one minidense step by op family (conv, batch norm, concat, pooling,
 optimizer, other). ``--threads N`` runs minidense with N threads (``set_num_threads``; 1 = every
 op as written, on one core), for an A/B of the parallel paths against the same PyTorch runs;
+``--kernels reference`` runs minidense on its textbook kernels (``MINIDENSE_KERNELS=reference``),
+to see what the fast kernels buy;
 ``MINIDENSE_KEEP_FREED_MEMORY=0`` in front of the command does the same for minidense's reuse of
 freed memory (``cpu_memory.py``; PyTorch's worker always runs with malloc as it is).
 
@@ -107,9 +109,10 @@ def _thread_facts():
     """How many threads minidense split its CPU ops over, whether it could hold OpenBLAS to
     one thread meanwhile (threadpoolctl installed), and whether freed memory is kept for reuse."""
     from minidense import cpu_memory
-    from minidense.ops import parallel
-    return {"threads": parallel.get_num_threads(),
-            "blas_managed": parallel.blas_is_managed(),
+    import minidense
+    from minidense.kernels import threads
+    return {"kernels": minidense.active_kernels(), "threads": threads.get_num_threads(),
+            "blas_managed": threads.blas_is_managed(),
             "keeps_freed_memory": cpu_memory.keeps_freed_memory()}
 
 
@@ -123,7 +126,7 @@ def describe_cpu_settings(facts):
     else:
         blas = "OpenBLAS as configured"
     kept = "kept for reuse" if facts.get("keeps_freed_memory") else "handed back (malloc as is)"
-    return f"{threads} thread(s), {blas}; freed memory {kept}"
+    return f"{facts.get('kernels', 'fast')} kernels, {threads} thread(s), {blas}; freed memory {kept}"
 
 
 OP_FAMILIES = {"conv": "conv", "normalization": "batch norm", "pooling": "pooling",
@@ -251,6 +254,8 @@ def _in_subprocess(framework, args):
     env = dict(os.environ)
     if args.threads is not None and framework == "minidense":
         env["MINIDENSE_NUM_THREADS"] = str(args.threads)
+    if args.kernels is not None and framework == "minidense":
+        env["MINIDENSE_KERNELS"] = args.kernels
     if framework == "pytorch":      # this worker imports minidense too: leave PyTorch's malloc as is
         env["MINIDENSE_KEEP_FREED_MEMORY"] = "0"
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -281,6 +286,8 @@ def bench_main(argv=None):
     parser.add_argument("--profile", action="store_true", help="per-op-family time split")
     parser.add_argument("--threads", type=int, help="threads for minidense's CPU ops (default: "
                         "one per core when OpenBLAS can be held to one thread; 1 = no splitting)")
+    parser.add_argument("--kernels", choices=["fast", "reference"], help="minidense's kernel set "
+                        "(default: fast, or MINIDENSE_KERNELS; reference = the textbook kernels)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--_worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -322,8 +329,11 @@ def bench_main(argv=None):
         print(f"  minidense / PyTorch: speed {speed:.2f}x, peak memory {memory:.2f}x")
     if args.profile:
         if args.threads is not None:
-            from minidense.ops import parallel
-            parallel.set_num_threads(args.threads)
+            from minidense.kernels import threads
+            threads.set_num_threads(args.threads)
+        if args.kernels is not None:
+            import minidense
+            minidense.use_kernels(args.kernels)
         wall, parts = profile_minidense(args.model, args.batch_size, args.device, args.steps,
                                         args.memory_efficient)
         summary["profile"] = {"seconds_per_step": wall, "parts": parts}

@@ -1,14 +1,13 @@
-"""conv2d: hand-computed values, im2col/col2im against the loop versions, fast == naive, float64
-gradient checks (random upstream gradient) over strides, paddings and kernel sizes, errors, and
-PyTorch as an optional oracle."""
+"""conv2d: hand-computed values, im2col/col2im against the loop versions, conv2d == naive loops,
+float64 gradient checks (random upstream gradient) over strides, paddings and kernel sizes, errors,
+and PyTorch as an optional oracle. (The fast kernels against the textbook ones: test_kernels.py.)"""
 import numpy as np
 import pytest
 
 import minidense as md
 import minidense.nn.functional as F
-from minidense.ops import conv as conv_module
-from minidense.ops.conv import (Conv2d, col2im, col2im_naive, conv2d_backward, conv2d_forward,
-                                conv2d_naive, im2col, im2col_naive)
+from minidense.ops.conv import (Conv2d, col2im, col2im_naive, conv2d_backward_im2col,
+                                conv2d_forward_im2col, conv2d_naive, im2col, im2col_naive)
 
 # (x shape, weight shape, stride, padding, with bias)
 CONV_CASES = [
@@ -103,48 +102,23 @@ def test_im2col_layout_on_a_tiny_example():
     np.testing.assert_array_equal(counts[0, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
 
 
-def test_array_level_forward_and_backward_can_be_called_directly(rng):
+def test_textbook_kernels_can_be_called_on_arrays(rng):
     x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
     w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
     b = rng.standard_normal(5).astype(np.float32)
-    y = conv2d_forward(x, w, b, stride=1, padding=1)
+    y = conv2d_forward_im2col(x, w, stride=(1, 1), padding=(1, 1)) + b.reshape(1, 5, 1, 1)
     xt, wt, bt = (md.tensor(a, requires_grad=True) for a in (x, w, b))
     yt = Conv2d(1, 1)(xt, wt, bt)
-    np.testing.assert_allclose(y, yt.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(y, yt.numpy(), rtol=1e-5, atol=1e-5)
     gy = rng.standard_normal(y.shape).astype(np.float32)
-    gx, gw = conv2d_backward(gy, x, w, stride=1, padding=1)
+    gx, gw = conv2d_backward_im2col(gy, x, w, stride=(1, 1), padding=(1, 1))
     yt.backward(md.tensor(gy))
     for manual, auto in ((gx, xt), (gw, wt), (gy.sum(axis=(0, 2, 3)), bt)):
         assert manual.dtype == np.float32
-        np.testing.assert_allclose(manual, auto.grad.numpy(), rtol=1e-5, atol=1e-5)
-    gx_only = conv2d_backward(gy, x, w, stride=1, padding=1, need_weight=False)
+        np.testing.assert_allclose(manual, auto.grad.numpy(), rtol=1e-4, atol=1e-4)
+    gx_only = conv2d_backward_im2col(gy, x, w, (1, 1), (1, 1), need_weight=False)
     assert gx_only[1] is None
     np.testing.assert_array_equal(gx_only[0], gx)
-
-
-@pytest.mark.parametrize("stride, path", [(1, "_stride1_forward"), (2, "_im2col_forward"),
-                                          ((1, 2), "_im2col_forward")])
-def test_the_stride_chooses_the_path(stride, path, rng, monkeypatch):
-    calls = []
-    original = getattr(conv_module, path)
-    monkeypatch.setattr(conv_module, path, lambda *args: calls.append(path) or original(*args))
-    x, w = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
-    conv2d_forward(x, w, stride=stride, padding=1)
-    assert calls == [path]
-
-
-@pytest.mark.parametrize("w_shape, padding", [((3, 2, 3, 3), (1, 1)), ((4, 2, 1, 1), (0, 0)),
-                                               ((2, 2, 2, 3), (0, 1))])
-def test_both_paths_give_the_same_stride1_convolution(w_shape, padding, rng):
-    """Shifted products and im2col are two ways to the same numbers; on stride 1 both can run."""
-    x, w = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal(w_shape)
-    y = conv_module._stride1_forward(x, w, padding)
-    np.testing.assert_allclose(y, conv_module._im2col_forward(x, w, (1, 1), padding), atol=1e-12)
-    gy = rng.standard_normal(y.shape)
-    shifted = conv_module._stride1_backward(gy, x, w, padding, True, True)
-    columns = conv_module._im2col_backward(gy, x, w, (1, 1), padding, True, True)
-    for a, b in zip(shifted, columns):
-        np.testing.assert_allclose(a, b, atol=1e-12)
 
 
 def test_gradient_only_where_required():

@@ -293,7 +293,8 @@ def _run_block(block, x_np, share):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_training_block_normalises_each_channel_once_with_the_same_results(bottleneck, threads,
                                                                              monkeypatch):
-    from minidense.ops import normalization, parallel
+    from minidense import kernels
+    from minidense.kernels import normalization, threads as kernel_threads
     computed = []
     original = normalization.batch_statistics
 
@@ -305,15 +306,31 @@ def test_a_training_block_normalises_each_channel_once_with_the_same_results(bot
     for share in (True, False):
         md.manual_seed(0)
         block = DenseBlock(4, 5, 3, bottleneck=bottleneck).to(dtype=md.float64)
-        monkeypatch.setattr(normalization, "batch_statistics", counting)
-        with parallel.settings(threads=threads, min_elements=0):
-            results.append(_run_block(block, x_np, share))
-        monkeypatch.setattr(normalization, "batch_statistics", original)
+        with monkeypatch.context() as patch:
+            patch.setattr(normalization, "batch_statistics", counting)     # the shared statistics
+            patch.setitem(kernels._fast, ("batch_statistics", None), counting)   # every other BN
+            with kernel_threads.settings(threads=threads, min_elements=0):
+                results.append(_run_block(block, x_np, share))
         if share:   # first batch norms: 5 channels, then 3 new per layer; bottleneck BNs: 12 each
             assert computed == ([5, 12, 3, 12, 3, 12, 3, 12] if bottleneck else [5, 3, 3, 3])
         computed.clear()
     for shared, own in zip(*results):
         np.testing.assert_allclose(shared, own, rtol=1e-12, atol=1e-12)
+
+
+def test_with_the_reference_kernels_each_layer_normalises_its_own_input(monkeypatch):
+    from minidense.ops import normalization
+    computed = []
+    original = normalization.batch_statistics
+
+    def counting(x, *args, **kwargs):
+        computed.append(x.shape[1])
+        return original(x, *args, **kwargs)
+    monkeypatch.setitem(md.kernels._textbook, "batch_statistics", counting)
+    block = DenseBlock(3, 5, 2).to(dtype=md.float64)
+    with md.use_kernels("reference"):
+        block(md.tensor(np.random.default_rng(4).standard_normal((2, 5, 4, 4))))
+    assert computed == [5, 7, 9]                 # every layer its whole input
 
 
 def test_an_evaluating_block_uses_each_layers_running_statistics():

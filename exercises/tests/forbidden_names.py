@@ -2,16 +2,22 @@
 
 An entry forbids itself and everything below it: "minidense.ops.pooling" covers
 "minidense.ops.pooling.AvgPool2d". The test process also forbids "exercises.solutions".
+A task that forbids an op forbids its fast kernels in minidense/kernels/ too.
 """
-CONV2D = ["minidense.ops.conv.conv2d", "minidense.ops.conv.conv2d_forward",
-          "minidense.ops.conv.conv2d_backward", "minidense.ops.conv.Conv2d",
-          "minidense.ops.conv.conv2d_naive", "minidense.ops.conv.Conv2dNaive",
-          "minidense.nn.functional.conv2d", "minidense.nn.Conv2d", "minidense.nn.layers.Conv2d"]
+IM2COL = ["minidense.ops.conv", "minidense.ops.windows.kernel_offsets", "minidense.ops.windows.pad2d",
+          "minidense.ops.windows.unpad2d", "minidense.kernels.conv"]
 
-BATCH_NORM = ["minidense.ops.normalization", "minidense.nn.functional.batch_norm",
+CONV2D = ["minidense.ops.conv.conv2d", "minidense.ops.conv.conv2d_forward_im2col",
+          "minidense.ops.conv.conv2d_backward_im2col", "minidense.ops.conv.Conv2d",
+          "minidense.ops.conv.conv2d_naive", "minidense.ops.conv.Conv2dNaive",
+          "minidense.kernels.conv", "minidense.nn.functional.conv2d", "minidense.nn.Conv2d",
+          "minidense.nn.layers.Conv2d"]
+
+BATCH_NORM = ["minidense.ops.normalization", "minidense.kernels.normalization",
+              "minidense.nn.functional.batch_norm", "minidense.nn.functional.batch_norm_relu",
               "minidense.nn.BatchNorm2d", "minidense.nn.layers.BatchNorm2d"]
 
-POOLING = ["minidense.ops.pooling", "minidense.nn.functional.avg_pool2d",
+POOLING = ["minidense.ops.pooling", "minidense.kernels.pooling", "minidense.nn.functional.avg_pool2d",
            "minidense.nn.functional.max_pool2d", "minidense.nn.AvgPool2d", "minidense.nn.MaxPool2d",
            "minidense.nn.layers.AvgPool2d", "minidense.nn.layers.MaxPool2d"]
 
@@ -21,8 +27,9 @@ SOFTMAX_CROSS_ENTROPY = ["minidense.ops.loss", "minidense.ops.activation.softmax
                          "minidense.nn.functional.cross_entropy", "minidense.nn.functional.nll_loss",
                          "minidense.nn.functional.softmax", "minidense.nn.functional.log_softmax"]
 
-CONCAT = ["minidense.ops.shape.Cat", "minidense.ops.shape.cat", "minidense.ops.shape.Split",
-          "minidense.ops.shape.split", "minidense.ops.cat", "minidense.ops.split", "minidense.cat",
+CONCAT = ["minidense.ops.concat.Cat", "minidense.ops.concat.cat", "minidense.ops.concat.Split",
+          "minidense.ops.concat.split", "minidense.ops.concat.concatenate",
+          "minidense.kernels.concat", "minidense.ops.cat", "minidense.ops.split", "minidense.cat",
           "minidense.concatenate", "minidense.split"]
 
 DENSENET = ["minidense.models"]

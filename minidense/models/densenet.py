@@ -21,8 +21,8 @@ import math
 from collections import OrderedDict
 
 from .. import nn
+from ..kernels import kernel
 from ..ops import cat
-from ..ops.normalization import SharedBatchStatistics
 from . import memory_efficient as _efficient
 
 BOTTLENECK_WIDTH = 4   # a -B layer's 1x1 conv produces 4k maps (Section 3, "Bottleneck layers")
@@ -33,10 +33,11 @@ def _dropout_or_none(drop_rate):
 
 
 def _norm_relu_conv(norm, relu, conv, x, statistics=None):
-    """conv(relu(norm(x))). With the standard layers, batch norm and ReLU run as one op
-    (``BatchNorm2d.forward_with_relu``): the same numbers, and one stored array per BN-ReLU instead
-    of two, which cuts a DenseNet-40 training step's peak memory by about a fifth.
-    ``statistics``: the block's ``SharedBatchStatistics`` for the layer's first batch norm."""
+    """conv(relu(norm(x))). With the standard layers, batch norm and ReLU go through
+    ``BatchNorm2d.forward_with_relu``, which the fast kernels run as one op: the same numbers, and
+    one stored array per BN-ReLU instead of two, which cuts a DenseNet-40 training step's peak
+    memory by about a fifth. ``statistics``: the block's shared batch statistics (or None) for
+    the layer's first batch norm."""
     if type(norm) is nn.BatchNorm2d and type(relu) is nn.ReLU:
         return conv(norm.forward_with_relu(x, statistics))
     return conv(relu(norm(x)))
@@ -76,17 +77,14 @@ class DenseLayer(nn.Module):
     def new_features(self, x, norm_relu_conv=None, statistics=None):
         """The k new feature maps H_l(x) (x is the concatenation of all earlier maps).
 
-        Each BN-ReLU-Conv step is ``norm_relu_conv(norm, relu, conv, input)``; by default the three
-        layers one after another (BN and ReLU fused into one op). The memory-efficient block passes
-        a step that recomputes BN and ReLU in the backward pass instead of storing them (see
-        memory_efficient.py). ``statistics``: the block's shared batch statistics of x, used by
-        the first batch norm in training mode (see ``DenseBlock``).
+        Each BN-ReLU-Conv step is ``norm_relu_conv(norm, relu, conv, input, statistics=None)``; by
+        default the three layers one after another (BN and ReLU fused into one op). The
+        memory-efficient block passes a step that recomputes BN and ReLU in the backward pass
+        instead of storing them (see memory_efficient.py). ``statistics``: the block's shared
+        batch statistics of x, handed to the first step (see ``DenseBlock``).
         """
         step = norm_relu_conv or _norm_relu_conv
-        if statistics is None:
-            out = step(self.norm1, self.relu1, self.conv1, x)
-        else:
-            out = _norm_relu_conv(self.norm1, self.relu1, self.conv1, x, statistics)
+        out = step(self.norm1, self.relu1, self.conv1, x, statistics=statistics)
         if self.drop1 is not None:
             out = self.drop1(out)
         if self.bottleneck:
@@ -107,11 +105,12 @@ class DenseBlock(nn.Module):
     """``num_layers`` dense layers (children ``denselayer1`` ... ``denselayerL``).
 
     Channels grow from ``in_channels`` to ``in_channels + num_layers * growth_rate``.
-    In training mode the layers' first batch norms share their batch statistics: a channel of
-    the concatenation has the same values, hence the same mean, variance and normalised values
-    x_hat, in every layer that reads it, so each channel is normalised once per forward pass
-    (``SharedBatchStatistics`` in ops/normalization.py) and each layer only scales, shifts and
-    ReLUs. With ``memory_efficient=True`` the concatenations share one preallocated buffer and the
+    With the fast kernels, in training mode, the layers' first batch norms share their batch
+    statistics: a channel of the concatenation has the same values, hence the same mean, variance
+    and normalised values x_hat, in every layer that reads it, so each channel is normalised once
+    per forward pass (``SharedBatchStatistics`` in kernels/normalization.py) and each layer only
+    scales, shifts and ReLUs. The reference kernels let each layer normalise its own input.
+    With ``memory_efficient=True`` the concatenations share one preallocated buffer and the
     first BN-ReLU of each layer is recomputed in the backward pass (see ``memory_efficient.py``).
     The numbers computed are the same either way.
     """
@@ -138,8 +137,10 @@ class DenseBlock(nn.Module):
             return _efficient.shared_storage_block_forward(self, x)
         layers = self.layers()
         # shared statistics need training mode and layers whose input starts with the previous one's
-        shares = self.training and all(type(layer).forward is DenseLayer.forward for layer in layers)
-        statistics = SharedBatchStatistics(self.out_channels) if shares else None
+        shared = kernel("shared_batch_statistics", x.data, default=None)
+        shares = shared is not None and self.training and \
+            all(type(layer).forward is DenseLayer.forward for layer in layers)
+        statistics = shared(self.out_channels) if shares else None
         for layer in layers:
             x = layer(x, statistics=statistics) if shares else layer(x)
         return x

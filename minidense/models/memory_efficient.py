@@ -7,7 +7,8 @@ Layer l of a block reads the concatenation [x_0, x_1, ..., x_{l-1}] of c_0 + (l-
 ``cat`` copies all of them into a new array, and autograd keeps an array of that size alive until
 the backward pass: the output of the fused BN-ReLU (the convolution's input; ReLU's backward
 reads its sign). BN's normalised values x_hat, which BN's backward reads, are kept once per block
-(a channel has the same x_hat in every layer that reads it: ``SharedBatchStatistics``). The
+(with the fast kernels a channel's x_hat is kept once for all the layers that read it:
+``SharedBatchStatistics`` in kernels/normalization.py). The
 concatenation itself is freed once the next layer has read it, since neither BN's backward nor
 cat's reads it. Summed over the layers that is about L c_0 + k L(L-1)/2 channels of feature maps:
 memory grows with the square of the depth, while the *new* information is only k channels per
@@ -26,7 +27,7 @@ What this module does instead (the paper's "shared memory allocations" and recom
    bottleneck output. Its forward computes the three steps and throws the
    intermediate arrays away, keeping only its inputs (the view and the parameters). Its backward
    recomputes BN and ReLU from the view, then runs the convolution's, ReLU's and BN's backward
-   (the same array functions the ordinary ``Conv2d`` and ``BatchNorm`` Functions in ``ops/`` use).
+   (the same kernels the ordinary ``Conv2d`` and ``BatchNorm`` Functions in ``ops/`` ask for).
    That costs one extra BN-ReLU per layer in the backward pass and saves both big arrays.
 3. Running statistics are updated once. Only the forward pass moves BN's running mean and
    variance; the recomputation in backward normalises with the batch statistics without touching
@@ -39,9 +40,8 @@ the naive block's (tests/test_memory_efficient.py checks this in float64).
 """
 from .. import backend
 from ..autograd import ArrayFunction
-from ..ops.conv import conv2d_backward, conv2d_forward
-from ..ops.normalization import (batch_norm_backward, batch_norm_eval_forward,
-                                 batch_norm_train_forward, update_running_stats)
+from ..kernels import kernel
+from ..ops.normalization import normalise_with_running_statistics, update_running_stats
 
 
 class SharedStorage:
@@ -119,11 +119,12 @@ class NormReluConvRecomputed(ArrayFunction):
         """relu(BN(x)), x_hat, 1/sigma, and the batch mean and variance (None in evaluation);
         never touches the running statistics."""
         if self.training:
-            z, x_hat, inv_std, mean, var = batch_norm_train_forward(x, gamma, beta, self.eps)
+            x_hat, inv_std, mean, var = kernel("batch_statistics", x)(x, self.eps)
         else:
-            z, x_hat, inv_std = batch_norm_eval_forward(x, self.running_mean, self.running_var,
-                                                        gamma, beta, self.eps)
+            x_hat, inv_std = normalise_with_running_statistics(x, self.running_mean,
+                                                               self.running_var, self.eps)
             mean = var = None
+        z = kernel("scale_shift", x)(x_hat, gamma, beta)
         xp = backend.get_array_module(z)
         return xp.maximum(z, 0, out=z), x_hat, inv_std, mean, var   # ReLU in place: one array
 
@@ -133,25 +134,30 @@ class NormReluConvRecomputed(ArrayFunction):
         if self.training:   # the only place the running statistics move
             update_running_stats(self.running_mean, self.running_var, mean, var,
                                  x.size // x.shape[1], self.momentum)
-        return conv2d_forward(activated, weight, None, self.stride, self.padding)  # a, x_hat dropped
+        return kernel("conv2d_forward", x)(activated, weight, self.stride, self.padding)  # a dropped
 
     def backward(self, gy):
         x, gamma, beta, weight = self.saved_values
         need_x, need_gamma, need_beta, need_weight = self.needs_input_grad
         activated, x_hat, inv_std, _, _ = self._norm_relu(x, gamma, beta)      # recompute
-        g_activated, g_weight = conv2d_backward(gy, activated, weight, self.stride, self.padding,
-                                                need_x or need_gamma or need_beta, need_weight)
+        g_activated, g_weight = kernel("conv2d_backward", gy)(
+            gy, activated, weight, self.stride, self.padding, need_x or need_gamma or need_beta,
+            need_weight)
         if g_activated is None:
             return None, None, None, g_weight
         g_activated *= activated > 0                                            # ReLU backward
-        g_x, g_gamma, g_beta = batch_norm_backward(g_activated, x_hat, inv_std, gamma,
-                                                   self.training, need_x, need_gamma, need_beta)
+        g_x, g_gamma, g_beta = kernel("batch_norm_backward", gy)(
+            g_activated, x_hat, inv_std, gamma, self.training, need_x, need_gamma, need_beta)
         return g_x, g_gamma, g_beta, g_weight
 
 
-def norm_relu_conv_recomputed(norm, relu, conv, x):
+def norm_relu_conv_recomputed(norm, relu, conv, x, statistics=None):
     """conv(relu(norm(x))) through ``NormReluConvRecomputed`` (the layers' parameters as inputs;
-    ``relu`` is the layer's ReLU module, whose work the Function does itself)."""
+    ``relu`` is the layer's ReLU module, whose work the Function does itself). It recomputes batch
+    norm from the shared buffer, so a dense block's shared statistics cannot be used here."""
+    if statistics is not None:
+        raise ValueError("memory-efficient dense layers recompute batch norm in the backward pass "
+                         "and take no shared batch statistics; pass statistics=None")
     if conv.bias is not None:
         raise ValueError(f"memory-efficient dense layers expect convolutions without bias "
                          f"(bias=False, as BN follows), got {conv.describe()}")

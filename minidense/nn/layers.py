@@ -14,7 +14,7 @@ import numpy
 from .. import creation
 from ..autograd import ShapeError
 from ..ops import flatten
-from ..ops.conv import pair
+from ..ops.windows import pair
 from . import functional as F
 from . import init
 from .module import Module, Parameter

@@ -1,16 +1,19 @@
-"""Every differentiable op, one family per file, forward and backward side by side.
+"""Every differentiable op, one family per file, forward and backward side by side: the textbook.
 
     arithmetic.py   + - * / ** @            elementwise.py  exp log sqrt abs relu sigmoid tanh
-    reduction.py    sum mean max min         shape.py        reshape transpose [] cat split stack to
+    reduction.py    sum mean max min         shape.py        reshape transpose [] broadcast to
+    concat.py       cat split stack
 
+Where an op has a faster way to the same numbers it asks for its kernel by name; the fast kernels
+live apart, in minidense/kernels/, and ``md.use_kernels("reference")`` runs the textbook ones.
 The bottom of this file attaches the operators and methods to Tensor (``a + b`` calls ``add``).
 """
 from ..autograd import Tensor
 from .arithmetic import add, div, matmul, mul, neg, pow, sub
 from .elementwise import abs, exp, log, relu, sigmoid, sqrt, tanh
+from .concat import cat, split, stack
 from .reduction import argmax, max, mean, min, sum
-from .shape import (broadcast_to, cat, flatten, getitem, permute, reshape, split, stack, sum_to,
-                    to, transpose)
+from .shape import broadcast_to, flatten, getitem, permute, reshape, sum_to, to, transpose
 
 
 def _comparison(name):
@@ -57,6 +60,7 @@ _attach_tensor_methods()
 # The neural-network families (their functional API is minidense.nn.functional):
 #   conv.py conv2d, im2col/col2im    normalization.py batch_norm    pooling.py avg/max/adaptive pools
 #   activation.py dropout softmax log_softmax                       loss.py cross_entropy nll_loss
+#   windows.py: the sliding-window geometry conv.py and pooling.py share
 from .activation import dropout, log_softmax, softmax
 from .conv import col2im, col2im_naive, conv2d, conv2d_naive, im2col, im2col_naive
 from .loss import cross_entropy, nll_loss

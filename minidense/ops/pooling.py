@@ -1,8 +1,9 @@
 """Pooling: average, max and adaptive average over kh x kw windows of an (N, C, H, W) input.
 
-Pooling works on every channel separately. Like im2col (ops/conv.py) it loops over the kh*kw kernel
-offsets: for offset (i, j), the pixels that offset sees in all OH x OW windows form one strided slice
-of the padded input, x_(i,j) = xpad[:, :, i::sh, j::sw] (cut to OH x OW). So no columns are stored:
+Pooling works on every channel separately, with the window geometry of convolution (windows.py).
+It loops over the kh*kw kernel offsets: for offset (i, j), the pixels that offset sees in all
+OH x OW windows form one strided slice of the padded input, x_(i,j) = xpad[:, :, i::sh, j::sw]
+(cut to OH x OW). So no columns are stored, unlike im2col:
 
     avg:  y = sum_(i,j) x_(i,j) / (kh*kw)           dL/dx_(i,j) += dL/dy / (kh*kw)
     max:  y = max_(i,j) x_(i,j), remembering which   dL/dx_(i,j) += dL/dy where (i,j) won
@@ -13,15 +14,56 @@ pooling (one window over the whole input: DenseNet's last pooling) is simply a m
 For small windows the loop over offsets is the fast way even when they tile the input: DenseNet-40's
 first transition (2x2 windows, batch 64) pools in 25 ms this way and in 115 ms as a reshape to
 (N, C, OH, 2, OW, 2) and a mean over the two inner axes, which NumPy reduces slowly.
+
+Average pooling asks for its kernels by name (``avg_pool2d_forward``/``avg_pool2d_backward``); the
+fast ones (kernels/pooling.py) run the functions below on parts of the batch at once.
 """
 from .. import backend
 from ..autograd import ArrayFunction, ShapeError
-from . import parallel
-from .conv import check_windows, kernel_offsets, pad2d, pair
+from ..kernels import kernel, textbook_kernel
+from .windows import check_windows, kernel_offsets, pad2d, pair, unpad2d
+
+
+def offset_slices(x_shape, kernel_size, stride, padding, op="pooling"):
+    """(k, rows, columns) for each kernel offset, k counting offsets row by row (see windows.py)."""
+    out_size = check_windows(op, x_shape, kernel_size, stride, padding)
+    for i, j, rows, columns in kernel_offsets(kernel_size, stride, out_size):
+        yield i * kernel_size[1] + j, rows, columns
+
+
+def add_into_windows(x_shape, kernel_size, stride, padding, gradient_at_offset, like):
+    """dL/dx of shape ``x_shape``: gradient_at_offset(k) added into the slice of each offset k,
+    then the padding dropped. ``like``: an array of the gradient's module and dtype."""
+    (ph, pw), (h, w) = padding, x_shape[2:]
+    gxpad = backend.get_array_module(like).zeros(tuple(x_shape[:2]) + (h + 2 * ph, w + 2 * pw),
+                                                 dtype=like.dtype)
+    for k, rows, columns in offset_slices(x_shape, kernel_size, stride, padding):
+        gxpad[:, :, rows, columns] += gradient_at_offset(k)
+    return unpad2d(gxpad, padding)
+
+
+@textbook_kernel("avg_pool2d_forward")
+def average_windows(x, kernel_size, stride, padding):
+    """y = the sum of the kh*kw offset slices of the zero-padded x, divided by kh*kw."""
+    xpad = pad2d(x, padding)
+    total = None
+    for _, rows, columns in offset_slices(x.shape, kernel_size, stride, padding):
+        if total is None:
+            total = xpad[:, :, rows, columns].copy()
+        else:
+            total += xpad[:, :, rows, columns]
+    return total / x.dtype.type(kernel_size[0] * kernel_size[1])
+
+
+@textbook_kernel("avg_pool2d_backward")
+def average_windows_backward(gy, x_shape, kernel_size, stride, padding):
+    """dL/dx: every window hands dL/dy / (kh*kw) to each of its pixels."""
+    share = gy / gy.dtype.type(kernel_size[0] * kernel_size[1])
+    return add_into_windows(x_shape, kernel_size, stride, padding, lambda k: share, gy)
 
 
 class _Pool2d(ArrayFunction):
-    """What average and max pooling share: arguments, output size, and the slices per offset."""
+    """What average and max pooling share: their arguments, checked once."""
 
     def __init__(self, op, kernel_size, stride=None, padding=0):
         self.op = op
@@ -31,22 +73,6 @@ class _Pool2d(ArrayFunction):
         if self.padding[0] > self.kernel[0] // 2 or self.padding[1] > self.kernel[1] // 2:
             raise ValueError(f"{op}: padding {self.padding} must be at most half the kernel size "
                              f"{self.kernel}")
-
-    def _offsets(self, x_shape):
-        """(index k, rows, columns) of each kernel offset, k counting offsets row by row."""
-        out_size = check_windows(self.op, x_shape, self.kernel, self.stride, self.padding)
-        for i, j, rows, columns in kernel_offsets(self.kernel, self.stride, out_size):
-            yield i * self.kernel[1] + j, rows, columns
-
-    def _scatter_to_input(self, gy, gradient_at_offset):
-        """dL/dx: add gradient_at_offset(k) into the slice of each offset k, then drop the padding.
-        (gy may be one part of the batch: dL/dx has as many images as gy.)"""
-        xp, x_shape = backend.get_array_module(gy), gy.shape[:1] + self.input_shapes[0][1:]
-        (ph, pw), (h, w) = self.padding, x_shape[2:]
-        gxpad = xp.zeros(x_shape[:2] + (h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
-        for k, rows, columns in self._offsets(x_shape):
-            gxpad[:, :, rows, columns] += gradient_at_offset(k)
-        return gxpad[:, :, ph:ph + h, pw:pw + w]
 
 
 class AvgPool2d(_Pool2d):
@@ -68,47 +94,16 @@ class AvgPool2d(_Pool2d):
         kh, kw = self.kernel
         if self._is_global(x.shape):
             return x[:, :, :kh, :kw].mean(axis=(2, 3), keepdims=True)
-        parts = parallel.parts_for(x)
-        if parts == 1:
-            return self._average(x)
-        # the parallel path: every part of the batch pooled at once, into its rows of y
-        y = backend.get_array_module(x).empty(
-            x.shape[:2] + check_windows(self.op, x.shape, self.kernel, self.stride, self.padding),
-            dtype=x.dtype)
-        parallel.over_batch(lambda x_part, y_part: self._average(x_part, out=y_part), x, y,
-                            parts=parts)
-        return y
-
-    def _average(self, x, out=None):
-        """The sum of the kh*kw offset slices, divided by kh*kw (into ``out`` when given)."""
-        xpad = pad2d(x, self.padding)
-        total = None
-        for _, rows, columns in self._offsets(x.shape):
-            window_part = xpad[:, :, rows, columns]
-            if total is None:
-                total = window_part.copy()
-            else:
-                total += window_part
-        return backend.get_array_module(x).divide(total, x.dtype.type(self.kernel[0] *
-                                                                      self.kernel[1]), out=out)
+        return kernel("avg_pool2d_forward", x)(x, self.kernel, self.stride, self.padding)
 
     def backward(self, gy):
         x_shape, (kh, kw) = self.input_shapes[0], self.kernel
-        share = gy / gy.dtype.type(kh * kw)
         if self._is_global(x_shape):
-            gx = backend.get_array_module(share).zeros(x_shape, dtype=gy.dtype)
-            gx[:, :, :kh, :kw] = share            # (N, C, 1, 1) broadcast over the window
+            gx = backend.get_array_module(gy).zeros(x_shape, dtype=gy.dtype)
+            gx[:, :, :kh, :kw] = gy / gy.dtype.type(kh * kw)   # (N, C, 1, 1) over the window
             return gx
-        parts = parallel.parts_for(gy)
-        if parts == 1:
-            return self._scatter_to_input(share, lambda k: share)
-        # the parallel path: each part of the batch scatters into its rows of dL/dx
-        gx = backend.get_array_module(gy).empty(x_shape, dtype=gy.dtype)
-
-        def scatter(share_part, gx_part):
-            gx_part[...] = self._scatter_to_input(share_part, lambda k: share_part)
-        parallel.over_batch(scatter, share, gx, parts=parts)
-        return gx
+        return kernel("avg_pool2d_backward", gy)(gy, x_shape, self.kernel, self.stride,
+                                                 self.padding)
 
 
 class MaxPool2d(_Pool2d):
@@ -126,7 +121,8 @@ class MaxPool2d(_Pool2d):
         xp = backend.get_array_module(x)
         xpad = pad2d(x, self.padding, value=-float("inf"))
         best = winner = None
-        for k, rows, columns in self._offsets(x.shape):
+        for k, rows, columns in offset_slices(x.shape, self.kernel, self.stride, self.padding,
+                                              self.op):
             candidate = xpad[:, :, rows, columns]
             if best is None:
                 best, winner = candidate.copy(), xp.zeros(candidate.shape, dtype=xp.int32)
@@ -145,7 +141,8 @@ class MaxPool2d(_Pool2d):
 
         def gradient_at_offset(k):                 # dL/dy where offset k won, 0 elsewhere
             return xp.where(winner == k, gy, zero)
-        return self._scatter_to_input(gy, gradient_at_offset)
+        return add_into_windows(self.input_shapes[0], self.kernel, self.stride, self.padding,
+                                gradient_at_offset, gy)
 
 
 class AdaptiveAvgPool2d(ArrayFunction):

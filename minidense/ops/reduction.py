@@ -27,6 +27,8 @@ def check_axis(op, shape, axis):
 class Sum(Function):
     """y = sum of x over axis.   dL/dx = dL/dy broadcast back to x.shape"""
 
+    saves_inputs = False        # backward reads only the input's shape
+
     def __init__(self, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
 
@@ -35,7 +37,7 @@ class Sum(Function):
         return x.sum(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, gy):
-        shape = self.inputs[0].shape
+        shape = self.input_shapes[0]
         return broadcast_to(reshape(gy, keepdims_shape(shape, self.axis)), shape)
 
 

@@ -1,12 +1,10 @@
-"""Shape ops: reshape, transpose, indexing, broadcasting, concatenation, split, stack, device moves.
+"""Shape ops: reshape, transpose, indexing, broadcasting, device moves (concatenation: concat.py).
 
 None of these change values, so every backward only routes gradients back to where they came from:
-reshape un-reshapes, transpose un-permutes, an index scatters, a broadcast sums, a concatenation
-splits, a split concatenates.
+reshape un-reshapes, transpose un-permutes, an index scatters, a broadcast sums.
 """
 from .. import backend
 from ..autograd import Function, ShapeError, Tensor
-from . import parallel
 
 
 def normalize_axis(axis=None, dim=None):
@@ -202,109 +200,6 @@ def sum_to(x, shape):
     if x.shape == tuple(shape):
         return x
     return SumTo(shape)(x)
-
-
-class Cat(Function):
-    """y = [x1, x2, ...] joined along ``axis``.   dL/dxi = the slice of dL/dy that xi filled
-
-    Its backward reads only the sizes along ``axis``, so the inputs are not kept: in a dense
-    layer, the previous concatenation can be freed as soon as the new one is made.
-    """
-
-    saves_inputs = False
-
-    def __init__(self, axis):
-        self.axis = axis
-
-    def forward(self, *xs):
-        axis = self.axis % xs[0].ndim
-        for i, x in enumerate(xs):
-            if x.ndim != xs[0].ndim or x.shape[:axis] + x.shape[axis + 1:] != \
-                    xs[0].shape[:axis] + xs[0].shape[axis + 1:]:
-                raise ShapeError(f"cat: along axis {self.axis} all shapes must match except that "
-                                 f"axis, got {[t.shape for t in xs]}")
-        xp = backend.get_array_module(*xs)
-        parts = parallel.parts_for(*xs) if axis > 0 else 1
-        if parts == 1:
-            return xp.concatenate(xs, axis=axis)
-        # the parallel path: each part of the batch (axis 0) is joined on its own, at once
-        shape = list(xs[0].shape)
-        shape[axis] = sum(x.shape[axis] for x in xs)
-        y = xp.empty(shape, dtype=xp.result_type(*xs))
-        parallel.over_batch(lambda y_part, *x_parts: xp.concatenate(x_parts, axis=axis,
-                                                                    out=y_part), y, *xs,
-                            parts=parts)
-        return y
-
-    def backward(self, gy):
-        sizes = [shape[self.axis] for shape in self.input_shapes]
-        return split(gy, sizes, axis=self.axis)
-
-
-def cat(tensors, axis=1, dim=None):
-    """Concatenate along ``axis`` (default 1, the channel axis of NCHW, which is what DenseNet
-    joins; note torch.cat's default is 0)."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("cat: needs at least one tensor")
-    return Cat(normalize_axis(axis, dim))(*tensors)
-
-
-class Split(Function):
-    """(y1, y2, ...) = consecutive slices of x along ``axis``.   dL/dx = cat(dL/dy1, dL/dy2, ...)"""
-
-    def __init__(self, sizes, axis):
-        self.sizes, self.axis = sizes, axis
-
-    def forward(self, x):
-        if sum(self.sizes) != x.shape[self.axis]:
-            raise ShapeError(f"split: sizes {self.sizes} add up to {sum(self.sizes)}, but axis "
-                             f"{self.axis} of shape {x.shape} has {x.shape[self.axis]}")
-        bounds, start = [], 0
-        for size in self.sizes:
-            bounds.append(slice(start, start + size))
-            start += size
-        head = (slice(None),) * (self.axis % x.ndim)
-        return tuple(x[head + (b,)] for b in bounds)
-
-    def backward(self, *grads):
-        return cat(grads, axis=self.axis)
-
-
-def split(x, split_size_or_sections, axis=0, dim=None):
-    """Split into chunks of ``split_size`` or into pieces of the listed sizes (torch.split)."""
-    axis = normalize_axis(axis, dim)
-    length = x.shape[axis]
-    if isinstance(split_size_or_sections, int):
-        step = split_size_or_sections
-        if step <= 0:
-            raise ValueError(f"split: chunk size must be positive, got {step}")
-        sizes = [min(step, length - s) for s in range(0, length, step)]
-    else:
-        sizes = list(split_size_or_sections)
-    return Split(sizes, axis)(x)
-
-
-class Stack(Function):
-    """y = [x1, x2, ...] stacked on a new ``axis``.   dL/dxi = dL/dy taken at index i of that axis"""
-
-    saves_inputs = False
-
-    def __init__(self, axis):
-        self.axis = axis
-
-    def forward(self, *xs):
-        if len({x.shape for x in xs}) != 1:
-            raise ShapeError(f"stack: all shapes must be equal, got {[x.shape for x in xs]}")
-        return backend.get_array_module(*xs).stack(xs, axis=self.axis)
-
-    def backward(self, gy):
-        head = (slice(None),) * (self.axis % gy.ndim)
-        return tuple(getitem(gy, head + (i,)) for i in range(len(self.input_shapes)))
-
-
-def stack(tensors, axis=0, dim=None):
-    return Stack(normalize_axis(axis, dim))(*list(tensors))
 
 
 class To(Function):

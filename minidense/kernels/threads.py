@@ -1,4 +1,4 @@
-"""Using every CPU core: split an op's work over the batch and run the parts on a few threads.
+"""Using every CPU core: split a kernel's work over the batch and run the parts on a few threads.
 
 A convolution, a batch norm or a concatenation treats every image of the batch the same way, so
 the batch can be cut into one part per core and the same NumPy code run on each part at once:
@@ -24,8 +24,8 @@ minidense); where it is missing minidense splits nothing unless ``set_num_thread
 The default is one thread per core this process may use (at most 8), fewer when
 ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS`` asks for fewer (``OPENBLAS_NUM_THREADS=1``, the way
 to share a machine, means one thread here too), or the value of ``MINIDENSE_NUM_THREADS``; one
-thread without threadpoolctl. Every op keeps its plain, one-thread form beside the split one, and
-the tests check that both give the same numbers.
+thread without threadpoolctl. Only the fast kernels split; the textbook kernels (the reference set,
+see kernels/__init__.py) never do, and the tests check that both give the same numbers.
 """
 import os
 import threading
@@ -171,16 +171,12 @@ def over_batch(fn, *arrays, parts=None, matmul=False):
     return results
 
 
-def elementwise(ufunc, a, b):
-    """ufunc(a, b) (e.g. numpy.add), split over the batch when a and b have one shape and are
-    large: the gradient sums of the backward pass (a layer's input gradient from its several
-    consumers) are such adds."""
-    parts = parts_for(a, b) if a.shape == b.shape else 1
-    if parts == 1:
-        return ufunc(a, b)
-    out = numpy.empty(a.shape, numpy.result_type(a, b))           # the parallel path
-    over_batch(lambda a_part, b_part, out_part: ufunc(a_part, b_part, out=out_part), a, b, out,
-               parts=parts)
+def fill_over_batch(out, fn, *arrays, parts=None):
+    """out[part] = fn(a[part], b[part], ...) for each part of the batch axis, the parts at once;
+    returns ``out``."""
+    def fill(out_part, *array_parts):
+        out_part[...] = fn(*array_parts)
+    over_batch(fill, out, *arrays, parts=parts)
     return out
 
 
