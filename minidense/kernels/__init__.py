@@ -29,7 +29,7 @@ import importlib
 import os
 
 KERNEL_SETS = ("fast", "reference")
-FAST_MODULES = ("arithmetic", "concat", "conv", "normalization", "pooling")   # files of this package
+FAST_MODULES = ("arithmetic", "concat", "conv", "normalization", "pooling", "cuda")  # this package
 
 _textbook = {}        # name -> the textbook kernel
 _fast = {}            # (name, array module name or None for any) -> a fast kernel
