@@ -75,7 +75,7 @@ def fused(xp):
 
     functions = (scale_shift, scale_shift_relu, relu_mask, inverse_std, batch_norm_input_grad,
                  scaled, sgd_nesterov, sgd_momentum, sgd_plain)
-    return _Fused({f.__name__: xp.fuse(f, kernel_name=f.__name__) for f in functions})
+    return _Fused({f.__name__: xp.fuse(kernel_name=f.__name__)(f) for f in functions})
 
 
 class _Fused(dict):
