@@ -58,8 +58,12 @@ def restore_state(checkpoint, model, optimizer, scheduler, source="the checkpoin
     not fit ``model`` raise UsageError naming the first mismatch, before anything is changed.
     """
     check_training_state(checkpoint, source)
-    check_like(checkpoint["optimizer"]["param_groups"], optimizer.state_dict()["param_groups"],
-               "optimizer param_groups", source)
+    groups = optimizer.state_dict()["param_groups"]
+    check_like(checkpoint["optimizer"]["param_groups"], groups, "optimizer param_groups", source)
+    for index, (saved, group) in enumerate(zip(checkpoint["optimizer"]["param_groups"], groups)):
+        if saved["params"] != group["params"]:
+            refuse(source, f"optimizer param_groups[{index}]['params']", saved["params"],
+                   group["params"])
     check_optimizer_state(checkpoint["optimizer"]["state"], list(model.parameters()), source)
     if scheduler is not None and checkpoint.get("scheduler") is not None:
         check_like(checkpoint["scheduler"], scheduler.state_dict(), "scheduler", source)
@@ -157,7 +161,7 @@ def check_rng_state(state, source):
         refuse(source, "the random generator's seed", seed, "a whole number, 0 or more")
     try:
         numpy.random.PCG64().state = state.get("numpy")
-    except (TypeError, ValueError, KeyError, OverflowError):
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError):
         refuse(source, "the random generator's state", state.get("numpy"),
                "the state of NumPy's PCG64 generator")
 
@@ -178,12 +182,15 @@ def check_like(saved, reference, what, source):
     elif isinstance(reference, bool):
         if not isinstance(saved, bool):
             refuse(source, what, saved, "true or false")
-    elif isinstance(reference, int):
-        if not isinstance(saved, int) or isinstance(saved, bool):
-            refuse(source, what, saved, "a whole number")
-    elif isinstance(reference, float):
-        if not is_number(saved) or not math.isfinite(saved):
-            refuse(source, what, saved, "a finite number")
+    elif is_number(reference):
+        whole = isinstance(reference, int)
+        if not is_number(saved) or not math.isfinite(saved) or (whole and
+                                                                not isinstance(saved, int)):
+            refuse(source, what, saved, "a whole number" if whole else "a finite number")
+        if whole and reference > 0 and saved < 1:       # a period or a milestone
+            refuse(source, what, saved, "a whole number, 1 or more")
+        if reference >= 0 > saved:
+            refuse(source, what, saved, "a number, 0 or more")
     elif saved != reference:        # None, or text such as a schedule's name
         refuse(source, what, saved, repr(reference))
 
