@@ -61,6 +61,19 @@ def file_access_error(path, error, action="read"):
     return FileAccessError(f"cannot {action} {path}: {reason}; {remedy}", error.errno)
 
 
+@contextmanager
+def file_access_errors(path, action="read"):
+    """Inside the block, an OSError the system raises about a file (permission denied, disk full,
+    ...) becomes the FileAccessError of ``file_access_error``, naming that file (else ``path``).
+    Other errors pass unchanged."""
+    try:
+        yield
+    except OSError as error:
+        if not is_access_error(error):
+            raise
+        raise file_access_error(error.filename or path, error, action) from error
+
+
 def report_user_error(program, error):
     """Print ``error`` as the one line ``PROGRAM: error: MESSAGE``; return exit status 2."""
     print(f"{program}: error: {error}", file=sys.stderr)

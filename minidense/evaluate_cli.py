@@ -13,7 +13,7 @@ from pathlib import Path
 from . import metrics
 from .checkpoints import model_from_checkpoint
 from .data import DATASETS, DEFAULT_DATASET, DataLoader, get_dataset, standard_transform
-from .errors import (StopSignals, UsageError, UserError, file_access_error, is_access_error,
+from .errors import (StopSignals, UsageError, UserError, file_access_errors,
                      report_user_error)
 from .run_folder import check_writable_folder, make_folder
 from .run_settings import check_device_option
@@ -66,15 +66,11 @@ def run_evaluation(args):
           f"accuracy {100 * evaluation['accuracy']:.2f}%, error "
           f"{100 * (1 - evaluation['accuracy']):.2f}%, loss {evaluation['loss']:.4f}")
     print(metrics.format_class_table(classes, matrix))
-    try:
+    with file_access_errors(out_dir, "write"):
         metrics.write_confusion_csv(matrix, classes, out_dir / "confusion.csv")
         metrics.plot_confusion(matrix, classes, out_dir / "confusion.png",
                                title=f"{model.config['name']} on {dataset_name}: "
                                      f"{100 * evaluation['accuracy']:.2f}% accuracy")
-    except OSError as error:
-        if not is_access_error(error):
-            raise
-        raise file_access_error(error.filename or out_dir, error, "write") from error
     print(f"wrote {out_dir / 'confusion.png'} and {out_dir / 'confusion.csv'}")
     return 0
 
@@ -122,11 +118,8 @@ def with_files_beside(checkpoint, path):
 
 def read_json_beside(path, max_bytes=1 << 20):
     """A small JSON object file (model.json, config.json); UsageError if it is anything else."""
-    try:
-        with open(path, "rb") as file:
-            text = file.read(max_bytes + 1)
-    except OSError as error:
-        raise file_access_error(path, error) from error
+    with file_access_errors(path), open(path, "rb") as file:
+        text = file.read(max_bytes + 1)
     try:
         value = json.loads(text) if len(text) <= max_bytes else None
     except ValueError:      # also bad UTF-8
