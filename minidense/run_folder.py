@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy
 
 from . import metrics
-from .errors import ACCESS_REMEDIES, STORAGE_FAULTS, UsageError, UserError, is_access_error
+from .errors import (ACCESS_REMEDIES, STORAGE_FAULTS, FileAccessError, UsageError, UserError,
+                     file_access_errors, is_access_error)
 
 try:
     import fcntl
@@ -135,7 +136,8 @@ class RunLock:
         if fcntl is None:
             return self
         while self.descriptor is None:
-            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            with file_access_errors(self.path, "create"):
+                descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -150,6 +152,15 @@ class RunLock:
             {"pid": os.getpid(), "host": socket.gethostname(),
              "started": datetime.now().isoformat(timespec="seconds")}).encode())
         return self
+
+    def check_free(self):
+        """Raise the refusal now if another run holds the folder (taking nothing)."""
+        if self.path.parent.is_dir():
+            try:
+                with self:
+                    pass
+            except FileAccessError:     # a folder we cannot write: check_writable_folder says so
+                pass
 
     def still_named(self, descriptor):
         """True when ``descriptor`` is the file that ``self.path`` names now."""

@@ -92,6 +92,8 @@ def prepare_run(args):
     """Resolve options and the run folder; load ``last.npz`` when resuming. Returns
     (settings, out_dir, checkpoint or None). Raises UsageError for anything that cannot run."""
     checkpoint = None
+    if args.out is not None:
+        RunLock(args.out).check_free()      # another run trains there: say so first
     if args.resume:
         if args.out is None:
             raise UsageError("--resume needs --out DIR, the run folder to continue")
