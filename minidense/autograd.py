@@ -320,7 +320,7 @@ def _as_tensors(op_name, values):
     for v in values:
         if isinstance(v, Tensor):
             tensors.append(v)
-        elif reference is not None and numpy.isscalar(v):
+        elif reference is not None and numpy.isscalar(v) and not isinstance(v, (str, bytes)):
             xp = backend.get_array_module(reference.data)
             kind = reference.data.dtype.kind
             dtype = reference.dtype if (kind in "fc" or isinstance(v, (int, bool))) else None
