@@ -42,7 +42,7 @@ def test_data_loader_refuses_counts_that_are_not_whole(option, value):
 
 def test_data_loader_accepts_numpy_integers():
     loader = DataLoader(get_dataset("sample", train=False), batch_size=np.int64(100))
-    assert loader.batch_size == 100 and len(loader) == 10
+    assert loader.batch_size == 100 and len(loader) == 20        # 2,000 test images
 
 
 @pytest.mark.parametrize("layer, input_shape", [(nn.Linear(3, 2), (4, 3)),
