@@ -53,7 +53,7 @@ def evaluate_main(argv=None):
         except UserError as error:
             return report_user_error(PROGRAM, error)
         except KeyboardInterrupt:
-            print(f"\n{stop.name}: evaluation stopped; nothing was written", file=sys.stderr)
+            print(f"\n{stop.name}: evaluation stopped", file=sys.stderr)
             return stop.exit_status
 
 

@@ -42,18 +42,20 @@ def default_out_dir(settings):
     return Path("runs") / f"{settings['model']}-{settings['dataset']}-{stamp}"
 
 
-def check_writable_folder(folder, option="--out"):
+def check_writable_folder(folder, option="--out", value=None):
     """Raise UsageError unless ``folder`` is, or can be created as, a folder this process can
-    write into. Creates nothing."""
+    write into. Creates nothing. ``value``: what the user gave for ``option`` (a file in
+    ``folder``, say), for the message; default ``folder``."""
     folder = Path(folder)
+    value = folder if value is None else Path(value)
     existing = folder
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
     if not existing.is_dir():
-        where = "is a file" if existing == folder else f"lies under the file {existing}"
-        raise UsageError(f"{option} {folder} {where}; choose a folder")
+        where = "is a file" if existing == value else f"lies under the file {existing}"
+        raise UsageError(f"{option} {value} {where}; choose a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {folder}: {existing} is not writable; choose a folder you can "
+        raise UsageError(f"{option} {value}: {existing} is not writable; choose a folder you can "
                          f"write to")
 
 

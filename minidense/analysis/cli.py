@@ -77,7 +77,7 @@ def check_png_path(out):
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder; give the file to write, e.g. "
                          f"--out {out / 'figure5.png'}")
-    check_writable_folder(out.parent)
+    check_writable_folder(out.parent, value=out)
 
 
 def _print_observations(model_matrices):
