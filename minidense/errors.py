@@ -80,6 +80,23 @@ def report_user_error(program, error):
     return 2
 
 
+def run_command(program, parser, run, argv=None, what="command"):
+    """Parse ``argv`` with ``parser`` and return ``run(args)``, the exit status; a UserError is
+    one line and status 2, Ctrl-C or SIGTERM the line '<signal>: WHAT stopped' and 130 or 143."""
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:          # --help, or argparse already printed the error
+        return exit_request.code
+    with StopSignals() as stop:
+        try:
+            return run(args)
+        except UserError as error:
+            return report_user_error(program, error)
+        except KeyboardInterrupt:
+            print(f"\n{stop.name}: {what} stopped", file=sys.stderr)
+            return stop.exit_status
+
+
 # ----------------------------------------------------------------------------------------------
 # Ctrl-C and SIGTERM
 # ----------------------------------------------------------------------------------------------

@@ -7,14 +7,12 @@ line (exit 130 or 143).
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from . import metrics
 from .checkpoints import model_from_checkpoint
 from .data import DATASETS, DEFAULT_DATASET, DataLoader, get_dataset, standard_transform
-from .errors import (StopSignals, UsageError, UserError, file_access_errors,
-                     report_user_error)
+from .errors import UsageError, file_access_errors, run_command
 from .run_folder import check_writable_folder, make_folder
 from .run_settings import check_device_option
 from .serialization import load
@@ -43,18 +41,7 @@ def build_evaluate_parser():
 
 def evaluate_main(argv=None):
     """``python -m minidense evaluate CKPT [--dataset NAME] [--device] [--out DIR]``."""
-    try:
-        args = build_evaluate_parser().parse_args(argv)
-    except SystemExit as exit_request:
-        return exit_request.code
-    with StopSignals() as stop:
-        try:
-            return run_evaluation(args)
-        except UserError as error:
-            return report_user_error(PROGRAM, error)
-        except KeyboardInterrupt:
-            print(f"\n{stop.name}: evaluation stopped", file=sys.stderr)
-            return stop.exit_status
+    return run_command(PROGRAM, build_evaluate_parser(), run_evaluation, argv, "evaluation")
 
 
 def run_evaluation(args):

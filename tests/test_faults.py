@@ -217,7 +217,8 @@ def test_ctrl_c_while_the_curves_are_drawn_waits_for_them(tmp_path, monkeypatch,
 def test_sigterm_in_a_child_process_exits_143(tmp_path):
     """The real thing: a `python -m minidense train` process sent SIGTERM during training."""
     run_dir = tmp_path / "run"
-    code = ("import os, signal, sys; from minidense import train, train_cli; step = train.train_step\n"
+    code = ("import os, signal, sys\nfrom minidense import train, train_cli\n"
+            "step = train.train_step\n"
             "def late(*a, calls=[]):\n"
             "    calls.append(1)\n"
             "    if len(calls) == 3: os.kill(os.getpid(), signal.SIGTERM)\n"

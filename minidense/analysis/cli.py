@@ -4,11 +4,9 @@ A checkpoint that is not a DenseNet's, an --out that cannot be written and a fau
 are one line and exit status 2; Ctrl-C or SIGTERM one line and exit 130 or 143.
 """
 import argparse
-import sys
 from pathlib import Path
 
-from ..errors import (StopSignals, UsageError, UserError, file_access_errors,
-                      report_user_error)
+from ..errors import UsageError, file_access_errors, run_command
 from ..run_folder import check_writable_folder, make_folder
 from .feature_reuse import feature_reuse, paper_figure5, reuse_observations, write_feature_reuse_csv
 from .plot import close_figure, plot_compare_paper, plot_feature_reuse
@@ -91,18 +89,7 @@ def _print_observations(model_matrices):
 
 def heatmap_main(argv=None):
     """Entry point of `python -m minidense heatmap CKPT --out fig5.png [--raw] [--compare-paper]`."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_request:
-        return exit_request.code
-    with StopSignals() as stop:
-        try:
-            return draw_heatmap(args)
-        except UserError as error:      # a missing, truncated or foreign checkpoint, a bad --out
-            return report_user_error(PROGRAM, error)
-        except KeyboardInterrupt:
-            print(f"\n{stop.name}: heatmap stopped", file=sys.stderr)
-            return stop.exit_status
+    return run_command(PROGRAM, build_parser(), draw_heatmap, argv, "heatmap")
 
 
 def draw_heatmap(args):
