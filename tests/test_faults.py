@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -214,23 +215,25 @@ def test_ctrl_c_while_the_curves_are_drawn_waits_for_them(tmp_path, monkeypatch,
     assert md.load(run_dir / "last.npz")["epoch"] == 1 and epochs_in(run_dir) == [1]
 
 
-def test_sigterm_in_a_child_process_exits_143(tmp_path):
-    """The real thing: a `python -m minidense train` process sent SIGTERM during training."""
+def test_sigterm_sent_to_a_training_process_exits_143(tmp_path):
+    """The real thing: `python -m minidense train` sent SIGTERM from outside once it has saved an
+    epoch (of 20, so that it is still training)."""
     run_dir = tmp_path / "run"
-    code = ("import os, signal, sys\nfrom minidense import train, train_cli\n"
-            "step = train.train_step\n"
-            "def late(*a, calls=[]):\n"
-            "    calls.append(1)\n"
-            "    if len(calls) == 3: os.kill(os.getpid(), signal.SIGTERM)\n"
-            "    return step(*a)\n"
-            "train.train_step = late\n"
-            "sys.exit(train_cli.train_main(sys.argv[1:]))")
     environment = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    done = subprocess.run([sys.executable, "-c", code, *TINY_RUN, "--out", str(run_dir)],
-                          capture_output=True, text=True, env=environment, timeout=300)
-    assert done.returncode == 143
-    assert done.stderr.strip().endswith(f"SIGTERM: stopped; {resume_hint(run_dir)}")
-    assert md.load(run_dir / "last.npz")["epoch"] == 1
+    process = subprocess.Popen([sys.executable, "-m", "minidense", "train", *TINY_RUN,
+                                "--epochs", "20", "--out", str(run_dir)],
+                               stderr=subprocess.PIPE, text=True, env=environment)
+    try:
+        while not (run_dir / "last.npz").exists() and process.poll() is None:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, error = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 143
+    assert error.strip().endswith(f"SIGTERM: stopped; {resume_hint(run_dir)}")
+    saved = md.load(run_dir / "last.npz")["epoch"]
+    assert 1 <= saved < 20 and epochs_in(run_dir) == list(range(1, saved + 1))
 
 
 # ----------------------------------------------------------------------------------------------
