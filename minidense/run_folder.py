@@ -3,6 +3,7 @@
     config.json     the run's arguments          metrics.csv / metrics.jsonl   one row per epoch
     curves.png      loss and error per epoch     last.npz / best.npz           checkpoints
     results.json    final accuracy and timings   figure5.png / figure5.csv     feature reuse
+    .lock           held while a run trains (who: pid, host, start time)
 
 Every file is replaced atomically (``minidense.fileio``), so Ctrl-C or a crash never leaves a half
 written one. The checkpoints are written by ``minidense.checkpoints``.
@@ -142,9 +143,12 @@ class RunLock:
                 descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except BlockingIOError:             # another process holds it
                 os.close(descriptor)
                 raise self.refusal() from None
+            except OSError:                     # a file system without locks: run unlocked
+                os.close(descriptor)
+                return self
             if self.still_named(descriptor):
                 self.descriptor = descriptor
             else:       # the holder removed the file just before we locked it: take the new one
