@@ -190,7 +190,10 @@ class RunLock:
     def __exit__(self, *exc_info):
         if self.descriptor is not None:
             if self.still_named(self.descriptor):
-                os.unlink(self.path)            # removed while still locked: no one can slip in
+                try:
+                    os.unlink(self.path)        # removed while still locked: no one slips in
+                except OSError:                 # a folder that turned read-only: leave it
+                    pass
             os.close(self.descriptor)
             self.descriptor = None
         return False
