@@ -76,6 +76,10 @@ def restore_state(checkpoint, model, optimizer, scheduler, source="the checkpoin
 
 def load_weights(model, state_dict, source):
     """``model.load_state_dict`` whose mismatch is one line: UsageError with the first problem."""
+    if not isinstance(state_dict, dict):
+        raise UsageError(f"{source} holds a {type(state_dict).__name__} where the model's weights "
+                         f"should be (a dict of parameter names to arrays); it was not written by "
+                         f"minidense, or was edited")
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as error:

@@ -153,3 +153,13 @@ def test_ctrl_c_during_evaluate_is_one_line(tmp_path, monkeypatch, capsys):
                                        str(tmp_path)]) == 130
     assert capsys.readouterr().err == "\nCtrl-C: evaluation stopped\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_a_checkpoint_whose_weights_are_not_a_dict_is_one_line(tmp_path, capsys):
+    import minidense as md
+    from minidense.models import densenet_cifar
+    model = densenet_cifar(10, 4, bottleneck=True, in_channels=1)
+    md.save({"model": [1, 2], "model_config": model.config}, tmp_path / "edited.npz")
+    assert train.evaluate_main([str(tmp_path / "edited.npz"), "--limit", "8"]) == 2
+    assert f"{tmp_path / 'edited.npz'} holds a list where the model's weights should be" \
+        in one_line_error(capsys, "evaluate")
