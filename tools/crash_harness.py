@@ -138,8 +138,9 @@ def fill_disk_while_writing(work, straight_dir, target, nth, extra=()):
                              f"with {expected!r}")
     processes = finish(run_dir, extra)
     compare_runs(run_dir, straight_dir)
-    return (f"disk full while writing {target} (write {nth}): one line naming epoch {kept}, "
-            f"resumed in {processes}, identical")
+    named = f"naming epoch {kept}" if kept else "saying no epoch was saved"
+    return (f"disk full while writing {target} (write {nth}): one line {named}, resumed in "
+            f"{processes}, identical")
 
 
 def second_run_on_the_same_folder(work, straight_dir, extra=()):
