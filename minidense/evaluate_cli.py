@@ -12,7 +12,7 @@ from pathlib import Path
 from . import metrics
 from .checkpoints import model_from_checkpoint
 from .data import DATASETS, DEFAULT_DATASET, DataLoader, get_dataset, standard_transform
-from .errors import UsageError, file_access_errors, run_command
+from .errors import UsageError, file_access_errors, run_command, signals_held
 from .run_folder import check_writable_folder, make_folder
 from .run_settings import check_device_option
 from .serialization import load
@@ -53,7 +53,7 @@ def run_evaluation(args):
           f"accuracy {100 * evaluation['accuracy']:.2f}%, error "
           f"{100 * (1 - evaluation['accuracy']):.2f}%, loss {evaluation['loss']:.4f}")
     print(metrics.format_class_table(classes, matrix))
-    with file_access_errors(out_dir, "write"):
+    with signals_held(), file_access_errors(out_dir, "write"):    # Ctrl-C waits for both files
         metrics.write_confusion_csv(matrix, classes, out_dir / "confusion.csv")
         metrics.plot_confusion(matrix, classes, out_dir / "confusion.png",
                                title=f"{model.config['name']} on {dataset_name}: "

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .data import DATASETS, DEFAULT_DATASET
-from .errors import StopSignals, UsageError, UserError, report_user_error
+from .errors import StopSignals, UsageError, UserError, report_user_error, signals_held
 from .models import MODELS
 from .checkpoints import read_training_checkpoint
 from .metrics import write_json
@@ -199,14 +199,14 @@ def finish_run(setup, settings, out_dir, previous, args):
     if result.interrupted:
         raise KeyboardInterrupt         # fit has said how far it got; train_main says the rest
     evaluation = result.last_evaluation or evaluate(setup.model, setup.test_loader)
-    with storage_faults(out_dir, len(result.history)):
+    with signals_held(), storage_faults(out_dir, len(result.history)):
         write_results(out_dir, setup, settings, result, evaluation)
     print(f"test accuracy {100 * evaluation['accuracy']:.2f}%  "
           f"error {100 * (1 - evaluation['accuracy']):.2f}%  "
           f"(best {100 * result.best_accuracy:.2f}%)  -> {out_dir}")
     if args.heatmap and is_densenet(setup.model):
         from .analysis.cli import write_feature_reuse
-        with storage_faults(out_dir, len(result.history)):
+        with signals_held(), storage_faults(out_dir, len(result.history)):
             png, _ = write_feature_reuse(setup.model, out_dir)
         print(f"Figure 5 feature-reuse heatmap: {png}")
     return 0

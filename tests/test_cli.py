@@ -163,3 +163,22 @@ def test_evaluate_a_checkpoint_whose_weights_are_not_a_dict_is_one_line(tmp_path
     assert train.evaluate_main([str(tmp_path / "edited.npz"), "--limit", "8"]) == 2
     assert f"{tmp_path / 'edited.npz'} holds a list where the model's weights should be" \
         in one_line_error(capsys, "evaluate")
+
+
+def test_ctrl_c_while_evaluate_draws_waits_for_its_files(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+    from minidense import metrics
+    from minidense.pretrained import folder
+    real_plot = metrics.plot_confusion
+
+    def plot_interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)         # Ctrl-C in the middle of the drawing
+        return real_plot(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "plot_confusion", plot_interrupted)
+    weights = folder("densenet40_fashion_sample") / "weights.npz"
+    assert train.evaluate_main([str(weights), "--limit", "16", "--out", str(tmp_path)]) == 130
+    assert capsys.readouterr().err.endswith("\nCtrl-C: evaluation stopped\n")
+    assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert len((tmp_path / "confusion.csv").read_text().splitlines()) == 11

@@ -6,7 +6,7 @@ are one line and exit status 2; Ctrl-C or SIGTERM one line and exit 130 or 143.
 import argparse
 from pathlib import Path
 
-from ..errors import UsageError, file_access_errors, run_command
+from ..errors import UsageError, file_access_errors, run_command, signals_held
 from ..run_folder import check_writable_folder, make_folder
 from .feature_reuse import feature_reuse, paper_figure5, reuse_observations, write_feature_reuse_csv
 from .plot import close_figure, plot_compare_paper, plot_feature_reuse
@@ -98,7 +98,7 @@ def draw_heatmap(args):
     matrices = densenet_matrices(_load_checkpoint(args.checkpoint), args.checkpoint)
     make_folder(out.parent)
     rescale = not args.raw
-    with file_access_errors(out, "write"):
+    with signals_held(), file_access_errors(out, "write"):     # Ctrl-C waits for the files
         close_figure(plot_feature_reuse(matrices, out, rescale=rescale))
         csv_path = write_feature_reuse_csv(matrices, out.with_suffix(".csv"))
         print(f"wrote {out} and {csv_path} ({len(matrices)} dense blocks, layers per block: "
