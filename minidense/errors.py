@@ -42,9 +42,10 @@ ACCESS_REMEDIES = {
     errno.EROFS: "use a folder on a writable file system",
     errno.ENOSPC: "free some disk space",
     errno.EDQUOT: "free some space within your disk quota",
+    errno.EIO: "check the disk and its connection (dmesg shows the system's view)",
 }
 # The faults of the machine that stop a run without being minidense's fault.
-STORAGE_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+STORAGE_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
 
 
 def is_access_error(error):
