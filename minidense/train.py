@@ -12,7 +12,9 @@ date (``minidense.run_folder`` lists its files; ``minidense.checkpoints`` writes
 ``best.npz`` so that a crash at any moment leaves them consistent). ``resume_from`` continues from
 a checkpoint with exactly the numbers an uninterrupted run would have produced (the checkpoint
 holds the random generator's state too). A loss that becomes NaN or infinite stops the run at once,
-before a checkpoint could record it.
+before a checkpoint could record it. Ctrl-C (or SIGTERM under the CLI) during the writes of an epoch
+waits until they are complete; a full disk or a vanished run folder stops the run with a
+``RunFolderError`` that names the epoch ``last.npz`` holds.
 
 The command line around the loop lives in ``minidense.train_cli`` (``python -m minidense train``),
 ``minidense.evaluate_cli`` (``evaluate``) and ``minidense.run_settings`` (options to objects); their
@@ -31,9 +33,10 @@ from . import backend, metrics
 from . import random as md_random
 from .autograd import no_grad
 from .checkpoints import make_checkpoint, restore_state, write_checkpoints
-from .errors import UsageError, UserError  # noqa: F401  (UsageError is importable from here)
+from .errors import UsageError, UserError, signals_held  # noqa: F401  (UsageError: importable)
 from .nn import functional as F
-from .run_folder import METRIC_COLUMNS, write_history  # noqa: F401  (METRIC_COLUMNS: likewise)
+from .run_folder import (METRIC_COLUMNS, check_folder_present,  # noqa: F401  (METRIC_COLUMNS too)
+                         folder_identity, storage_faults, write_history)
 
 
 class TrainingDivergedError(UserError, FloatingPointError):
@@ -99,10 +102,11 @@ def current_lr(optimizer):
     return float(optimizer.param_groups[0]["lr"])
 
 
-def restore_checkpoint(checkpoint, model, optimizer, scheduler):
+def restore_checkpoint(checkpoint, model, optimizer, scheduler, source="the checkpoint"):
     """Load a checkpoint's weights, optimizer/scheduler state and random state; return it as a
-    FitResult so ``fit`` can continue (start at ``checkpoint['epoch']``)."""
-    restore_state(checkpoint, model, optimizer, scheduler)
+    FitResult so ``fit`` can continue (start at ``checkpoint['epoch']``). Every value is checked
+    before anything is changed (``minidense.checkpoints.restore_state``)."""
+    restore_state(checkpoint, model, optimizer, scheduler, source)
     return FitResult(history=list(checkpoint["history"]),
                      best_accuracy=float(checkpoint["best_accuracy"]))
 
@@ -140,17 +144,22 @@ def fit(model, train_loader, test_loader, optimizer, scheduler=None, epochs=1, o
 
     Ctrl-C stops after tidying up: the last finished epoch's checkpoint stays intact and the result
     has ``interrupted=True``. A NaN or infinite training loss raises TrainingDivergedError and
-    leaves the last finished epoch's checkpoint as it was. Returns a ``FitResult``.
+    leaves the last finished epoch's checkpoint as it was; a disk that fills up (or turns
+    read-only) and a run folder that disappears raise RunFolderError. Returns a ``FitResult``.
     """
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir) if out_dir is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        folder_id = folder_identity(out_dir)
     result = resume_from if isinstance(resume_from, FitResult) else FitResult()
     if isinstance(resume_from, dict):
         result = restore_checkpoint(resume_from, model, optimizer, scheduler)
     finished = len(result.history)
     if out_dir is not None and finished:    # a run stopped between last.npz and metrics catches up
-        write_history(out_dir, result.history)
+        with signals_held():
+            save_epoch(out_dir, folder_id, result.history, finished)
     say = (lambda text: None) if quiet else tqdm.write
     on_gpu = any(p.device == "cuda" for p in model.parameters())
     try:
@@ -173,12 +182,13 @@ def fit(model, train_loader, test_loader, optimizer, scheduler=None, epochs=1, o
                 "images_per_s": images_per_s})
             improved = test_acc > result.best_accuracy
             result.best_accuracy = max(result.best_accuracy, test_acc)
-            if out_dir is not None:
-                checkpoint = make_checkpoint(model, optimizer, scheduler, epoch,
-                                             result.best_accuracy, result.history, arguments)
-                write_checkpoints(out_dir, checkpoint, improved)
-                write_history(out_dir, result.history)
-            finished = epoch
+            with signals_held():    # Ctrl-C waits until the epoch is saved and counted
+                if out_dir is not None:
+                    checkpoint = make_checkpoint(model, optimizer, scheduler, epoch,
+                                                 result.best_accuracy, result.history, arguments)
+                    save_epoch(out_dir, folder_id, result.history, finished, checkpoint,
+                               improved)
+                finished = epoch
             say(f"epoch {epoch}/{epochs}  lr {lr:.4g}  train loss {train_loss:.4f} "
                 f"acc {100 * train_acc:.2f}%  test loss {result.last_evaluation['loss']:.4f} "
                 f"acc {100 * test_acc:.2f}%  ({result.history[-1]['seconds']:.1f} s, "
@@ -194,6 +204,22 @@ def fit(model, train_loader, test_loader, optimizer, scheduler=None, epochs=1, o
         where = f"; {out_dir / 'last.npz'} holds it" if out_dir is not None and finished else ""
         print(f"\ninterrupted: {finished} of {epochs} epochs finished{where}", file=sys.stderr)
     return result
+
+
+def save_epoch(out_dir, folder_id, history, saved_epoch, checkpoint=None, improved=False):
+    """Bring the run folder up to date: checkpoints (if given), metrics and curves.
+
+    A run folder that is no longer the one ``folder_id`` identifies (deleted, moved) and a fault
+    of the machine (disk full, read-only, quota) raise RunFolderError naming the epoch that
+    ``last.npz`` holds (``saved_epoch`` until the new checkpoint is written)."""
+    check_folder_present(out_dir, folder_id, saved_epoch)
+    if checkpoint is not None:
+        with storage_faults(out_dir, saved_epoch, folder_id):
+            write_checkpoints(out_dir, checkpoint, improved)
+        saved_epoch = checkpoint["epoch"]
+    with storage_faults(out_dir, saved_epoch, folder_id):
+        write_history(out_dir, history)
+    check_folder_present(out_dir, folder_id, saved_epoch)
 
 
 # ----------------------------------------------------------------------------------------------
