@@ -48,17 +48,30 @@ class TrainingDivergedError(UserError, FloatingPointError):
 # ----------------------------------------------------------------------------------------------
 def count_correct(logits, labels):
     """How many rows of ``logits`` have their largest value at the label's position."""
-    return int((logits.data.argmax(axis=1) == labels.data).sum())
+    return int(correct_on_device(logits, labels))
 
 
-def train_step(model, images, labels, optimizer):
-    """Forward, loss, backward and one optimizer step on a batch. Returns (loss, correct)."""
+def correct_on_device(logits, labels):
+    """The same count as a 0-d array where the logits live: on a GPU it stays there, unread."""
+    return (logits.data.argmax(axis=1) == labels.data).sum()
+
+
+def step_on_device(model, images, labels, optimizer):
+    """Forward, loss, backward and one optimizer step. Returns (loss, correct) as 0-d arrays on
+    the batch's device: reading them would make the host wait for a GPU, so callers add them up
+    there and read the totals now and then (``train_one_epoch``)."""
     logits = model(images)
     loss = F.cross_entropy(logits, labels)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    return loss.item(), count_correct(logits, labels)
+    return loss.data, correct_on_device(logits, labels)
+
+
+def train_step(model, images, labels, optimizer):
+    """Forward, loss, backward and one optimizer step on a batch. Returns (loss, correct)."""
+    loss, correct = step_on_device(model, images, labels, optimizer)
+    return float(loss), int(correct)
 
 
 def evaluate(model, loader, num_classes=None):
@@ -111,21 +124,46 @@ def restore_checkpoint(checkpoint, model, optimizer, scheduler, source="the chec
                      best_accuracy=float(checkpoint["best_accuracy"]))
 
 
+def _totals(loss, count, correct):
+    """[loss * count, correct] as one float64 array where they live, so one read gets both."""
+    xp = backend.get_array_module(loss)
+    return xp.stack([loss.astype(xp.float64) * count, correct.astype(xp.float64)])
+
+
+GPU_READ_EVERY = 20     # batches between reads of the running totals on a GPU (one sync each)
+
+
 def train_one_epoch(model, loader, optimizer, progress, epoch=None):
     """One pass over ``loader`` with a training step per batch. Returns (mean loss, accuracy,
-    images per second). A non-finite loss raises TrainingDivergedError naming epoch and batch."""
+    images per second). A non-finite loss raises TrainingDivergedError naming epoch and batch.
+
+    The loss and the correct count of each batch are added up where they are computed. On the
+    CPU the totals are read after every batch; on a GPU every ``GPU_READ_EVERY`` batches and at
+    the end, since each read makes the host wait until the device has caught up (a host sync):
+    the progress bar then moves in steps, and a non-finite loss is caught within that many
+    batches."""
     model.train()
-    total_loss, correct, seen = 0.0, 0, 0
+    totals, seen, total_loss, correct, last_read = None, 0, 0.0, 0, 0
     start = time.perf_counter()
     for batch, (images, labels) in enumerate(loader, start=1):
-        loss, batch_correct = train_step(model, images, labels, optimizer)
-        if not math.isfinite(loss):
-            raise TrainingDivergedError(
-                f"training diverged: the loss became {loss} at epoch {epoch}, batch {batch} of "
-                f"{len(loader)} (lr {current_lr(optimizer):.4g}); try a lower learning rate")
+        loss, batch_correct = step_on_device(model, images, labels, optimizer)
+        read_every = 1 if backend.device_of(loss) == "cpu" else GPU_READ_EVERY
         count = len(labels.data)
-        total_loss, correct, seen = total_loss + loss * count, correct + batch_correct, seen + count
+        batch_totals = _totals(loss, count, batch_correct)
+        totals = batch_totals if totals is None else totals + batch_totals
+        seen += count
         progress.update(1)
+        if batch % read_every and batch != len(loader):
+            continue
+        total_loss, correct = backend.to_numpy(totals).tolist()     # the one read (a sync)
+        correct = int(correct)
+        if not math.isfinite(total_loss):
+            where = (f"batch {batch}" if batch - last_read == 1
+                     else f"one of batches {last_read + 1}-{batch}")
+            raise TrainingDivergedError(
+                f"training diverged: the loss became {total_loss} at epoch {epoch}, {where} of "
+                f"{len(loader)} (lr {current_lr(optimizer):.4g}); try a lower learning rate")
+        last_read = batch
         progress.set_postfix({"loss": f"{total_loss / seen:.4f}", "acc": f"{correct / seen:.3f}",
                               "lr": f"{current_lr(optimizer):.4g}",
                               "img/s": f"{seen / (time.perf_counter() - start):.0f}"},

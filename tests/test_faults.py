@@ -46,7 +46,7 @@ def epochs_in(run_dir):
 
 def at_batch(monkeypatch, number, action):
     """Run ``action()`` just before the ``number``th training step of the run (2 per epoch)."""
-    original_step, calls = train.train_step, []
+    original_step, calls = train.step_on_device, []
 
     def step(*args):
         calls.append(1)
@@ -54,7 +54,7 @@ def at_batch(monkeypatch, number, action):
             action()
         return original_step(*args)
 
-    monkeypatch.setattr(train, "train_step", step)
+    monkeypatch.setattr(train, "step_on_device", step)
 
 
 @pytest.fixture(scope="module")

@@ -67,3 +67,36 @@ def test_the_textbook_kernels_on_a_gpu_launch_far_more(cuda):
         with cupy_emulation.counting() as counts:
             step()
     assert counts.launches > 1.5 * LAUNCH_BUDGET
+
+
+class _Progress:
+    def update(self, n):
+        pass
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+
+def test_training_on_a_gpu_reads_the_device_once_per_logging_interval(cuda):
+    """The loss and the correct count stay on the device; the loop reads their totals every
+    GPU_READ_EVERY batches and at the end: at most one host sync per step, here one in three."""
+    from minidense import train
+    from minidense.data import ArrayDataset, DataLoader
+    from minidense.data.transforms import standard_transform
+    rng = np.random.default_rng(0)
+    data = ArrayDataset(rng.integers(0, 256, (6, 3, 32, 32), dtype=np.uint8),
+                        rng.integers(0, 10, 6), [str(i) for i in range(10)], (0.5,) * 3,
+                        (0.25,) * 3, "random")
+    loader = DataLoader(data, batch_size=2, shuffle=True, seed=0, device=cuda,
+                        transform=standard_transform(data, augment=True))
+    md.manual_seed(0)
+    model = densenet40().to(cuda)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    train.train_one_epoch(model, loader, opt, _Progress())          # warm-up: momentum buffers
+    with cupy_emulation.counting() as counts:
+        loss, accuracy, _ = train.train_one_epoch(model, loader, opt, _Progress())
+    steps = len(loader)
+    assert steps == 3 < train.GPU_READ_EVERY
+    assert counts.syncs == 1, counts.sync_causes                 # the one read, at the end
+    assert counts.launches / steps <= LAUNCH_BUDGET + 30                      # + loader, totals
+    assert np.isfinite(loss) and 0 <= accuracy <= 1
