@@ -119,14 +119,16 @@ def _thread_facts():
 def describe_cpu_settings(facts):
     """One line: how minidense ran on the CPU in a benchmark run (threads, OpenBLAS, memory)."""
     threads = facts.get("threads")
+    kept = "kept for reuse" if facts.get("keeps_freed_memory") else "handed back (malloc as is)"
+    if facts.get("kernels") == "reference":
+        return f"reference (textbook) kernels, no splitting, OpenBLAS as configured; freed memory {kept}"
     if threads == 1:
         blas = "no splitting, OpenBLAS with its own threads"
     elif facts.get("blas_managed"):
         blas = "split ops, OpenBLAS held to one thread inside them"
     else:
         blas = "OpenBLAS as configured"
-    kept = "kept for reuse" if facts.get("keeps_freed_memory") else "handed back (malloc as is)"
-    return f"{facts.get('kernels', 'fast')} kernels, {threads} thread(s), {blas}; freed memory {kept}"
+    return f"fast kernels, {threads} thread(s), {blas}; freed memory {kept}"
 
 
 OP_FAMILIES = {"conv": "conv", "normalization": "batch norm", "pooling": "pooling",

@@ -17,10 +17,8 @@ waits until they are complete; a full disk or a vanished run folder stops the ru
 ``RunFolderError`` that names the epoch ``last.npz`` holds.
 
 The command line around the loop lives in ``minidense.train_cli`` (``python -m minidense train``),
-``minidense.evaluate_cli`` (``evaluate``) and ``minidense.run_settings`` (options to objects); their
-public names are importable from here as well.
+``minidense.evaluate_cli`` (``evaluate``) and ``minidense.run_settings`` (options to objects).
 """
-import importlib
 import math
 import sys
 import time
@@ -258,28 +256,3 @@ def save_epoch(out_dir, folder_id, history, saved_epoch, checkpoint=None, improv
     with storage_faults(out_dir, saved_epoch, folder_id):
         write_history(out_dir, history)
     check_folder_present(out_dir, folder_id, saved_epoch)
-
-
-# ----------------------------------------------------------------------------------------------
-# Names that moved to the command-line modules stay importable from here
-# ----------------------------------------------------------------------------------------------
-_MOVED = {
-    "minidense.checkpoints": ("model_from_checkpoint", "read_training_checkpoint"),
-    "minidense.run_settings": ("DEFAULTS", "PRESETS", "ARCHITECTURE_OPTIONS",
-                               "RUN_CONTROL_OPTIONS", "TrainingSetup", "build_model",
-                               "build_optimizer", "build_scheduler", "build_from_args",
-                               "resolve_settings", "check_settings"),
-    "minidense.run_folder": ("default_out_dir", "describe", "write_results"),
-    "minidense.train_cli": ("build_train_parser", "prepare_run", "train_main", "finish_run",
-                            "is_densenet"),
-    "minidense.evaluate_cli": ("build_evaluate_parser", "evaluate_main", "check_model_fits"),
-}
-_MOVED_TO = {name: module for module, names in _MOVED.items() for name in names}
-
-
-def __getattr__(name):
-    """``from minidense.train import train_main`` (and the other moved names) still works; the
-    modules are imported on first use, since they import this one."""
-    if name in _MOVED_TO:
-        return getattr(importlib.import_module(_MOVED_TO[name]), name)
-    raise AttributeError(f"module 'minidense.train' has no attribute {name!r}")

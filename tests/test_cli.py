@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from minidense import train
+from minidense import evaluate_cli, train_cli
 from minidense.data import DATASETS
 from minidense.models import MODELS
 
@@ -35,7 +35,7 @@ def test_unknown_model_on_the_command_line_exits_2_without_a_traceback():
 
 
 def test_train_help_shows_the_options(capsys):
-    assert train.train_main(["--help"]) == 0
+    assert train_cli.train_main(["--help"]) == 0
     text = capsys.readouterr().out
     for option in ["--model", "--depth", "--growth-rate", "--no-bottleneck", "--dataset",
                    "--epochs", "--batch-size", "--lr", "--no-nesterov", "--weight-decay",
@@ -50,7 +50,7 @@ def test_train_help_shows_the_options(capsys):
     (["--dataset", "imagenet"], DATASETS),
 ])
 def test_unknown_names_list_the_valid_ones(argv, valid_names, capsys):
-    assert train.train_main(argv) == 2
+    assert train_cli.train_main(argv) == 2
     error = capsys.readouterr().err
     assert "invalid choice" in error
     for name in valid_names:
@@ -58,18 +58,18 @@ def test_unknown_names_list_the_valid_ones(argv, valid_names, capsys):
 
 
 def test_evaluate_with_an_unknown_dataset_lists_the_valid_ones(capsys):
-    assert train.evaluate_main(["run/best.npz", "--dataset", "svhn"]) == 2
+    assert evaluate_cli.evaluate_main(["run/best.npz", "--dataset", "svhn"]) == 2
     error = capsys.readouterr().err
     assert all(name in error for name in DATASETS)
 
 
 def test_evaluate_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
-    assert train.evaluate_main([str(tmp_path / "missing.npz")]) == 2
+    assert evaluate_cli.evaluate_main([str(tmp_path / "missing.npz")]) == 2
     assert "no such file" in capsys.readouterr().err
 
 
 def test_depth_that_does_not_fit_is_a_clear_error(tmp_path, capsys):
-    code = train.train_main(["--depth", "11", "--out", str(tmp_path / "run"), "--quiet"])
+    code = train_cli.train_main(["--depth", "11", "--out", str(tmp_path / "run"), "--quiet"])
     assert code == 2
     error = capsys.readouterr().err
     assert "depth=11" in error and "Traceback" not in error
@@ -125,14 +125,14 @@ def test_heatmap_out_that_is_a_folder_or_under_a_file_is_one_line(tmp_path, caps
 def test_evaluate_out_under_a_file_is_one_line(tmp_path, capsys):
     a_file = tmp_path / "notes.txt"
     a_file.write_text("x")
-    assert train.evaluate_main([str(tmp_path / "best.npz"), "--out", str(a_file / "x")]) == 2
+    assert evaluate_cli.evaluate_main([str(tmp_path / "best.npz"), "--out", str(a_file / "x")]) == 2
     assert f"lies under the file {a_file}" in one_line_error(capsys, "evaluate")
 
 
 def test_evaluate_the_shipped_weights_with_the_model_json_beside_them(tmp_path, capsys):
     from minidense.pretrained import folder
     weights = folder("densenet40_fashion_sample") / "weights.npz"
-    assert train.evaluate_main([str(weights), "--limit", "64", "--out", str(tmp_path)]) == 0
+    assert evaluate_cli.evaluate_main([str(weights), "--limit", "64", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert f"{weights} on sample (64 test images): accuracy " in printed
     counts = [line.split(",")[1:] for line in
@@ -160,7 +160,7 @@ def test_evaluate_a_checkpoint_whose_weights_are_not_a_dict_is_one_line(tmp_path
     from minidense.models import densenet_cifar
     model = densenet_cifar(10, 4, bottleneck=True, in_channels=1)
     md.save({"model": [1, 2], "model_config": model.config}, tmp_path / "edited.npz")
-    assert train.evaluate_main([str(tmp_path / "edited.npz"), "--limit", "8"]) == 2
+    assert evaluate_cli.evaluate_main([str(tmp_path / "edited.npz"), "--limit", "8"]) == 2
     assert f"{tmp_path / 'edited.npz'} holds a list where the model's weights should be" \
         in one_line_error(capsys, "evaluate")
 
@@ -178,7 +178,7 @@ def test_ctrl_c_while_evaluate_draws_waits_for_its_files(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(metrics, "plot_confusion", plot_interrupted)
     weights = folder("densenet40_fashion_sample") / "weights.npz"
-    assert train.evaluate_main([str(weights), "--limit", "16", "--out", str(tmp_path)]) == 130
+    assert evaluate_cli.evaluate_main([str(weights), "--limit", "16", "--out", str(tmp_path)]) == 130
     assert capsys.readouterr().err.endswith("\nCtrl-C: evaluation stopped\n")
     assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     assert len((tmp_path / "confusion.csv").read_text().splitlines()) == 11

@@ -105,6 +105,16 @@ def test_max_splits_the_gradient_between_ties():
     np.testing.assert_allclose(x.grad.numpy(), [[0, 0.5, 0.5], [1, 0, 0]])
 
 
+def test_add_sub_and_sum_keep_only_the_shapes_of_their_inputs():
+    a = md.tensor(np.arange(3.0).reshape(3, 1), requires_grad=True)
+    b = md.tensor(np.ones((2, 3, 4)), requires_grad=True)
+    for y in (a + b, a - b, b.sum(axis=0)):
+        assert y.creator.inputs is None
+    ((a + b) - b).sum(axis=0).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), np.full((3, 1), 8.0))    # 2 * 4 copies each
+    np.testing.assert_array_equal(b.grad.numpy(), np.zeros((2, 3, 4)))
+
+
 def test_reshape_transpose_permute_and_their_gradients(randt):
     x = randt(2, 3, 4)
     assert x.reshape(6, 4).shape == (6, 4) and x.reshape((4, -1)).shape == (4, 6)

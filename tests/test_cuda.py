@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import minidense as md
-from minidense import bench, optim, train
+from minidense import bench, evaluate_cli, optim, train, train_cli
 from minidense.analysis import feature_reuse
 from conftest import REAL_GPU
 from minidense.data import DataLoader, SampleFashionMNIST, standard_transform
@@ -141,9 +141,9 @@ def test_the_training_command_on_the_device_resumes_exactly(cuda, tmp_path):
     tiny = ["--depth", "10", "--growth-rate", "4", "--batch-size", "64", "--limit-train", "128",
             "--limit-test", "64", "--quiet", "--device", cuda, "--drop-rate", "0.2", "--augment",
             "--no-heatmap", "--schedule", "none"]   # the schedule must not depend on --epochs
-    assert train.train_main(tiny + ["--epochs", "2", "--out", str(tmp_path / "straight")]) == 0
-    assert train.train_main(tiny + ["--epochs", "1", "--out", str(tmp_path / "resumed")]) == 0
-    assert train.train_main(tiny + ["--epochs", "2", "--out", str(tmp_path / "resumed"),
+    assert train_cli.train_main(tiny + ["--epochs", "2", "--out", str(tmp_path / "straight")]) == 0
+    assert train_cli.train_main(tiny + ["--epochs", "1", "--out", str(tmp_path / "resumed")]) == 0
+    assert train_cli.train_main(tiny + ["--epochs", "2", "--out", str(tmp_path / "resumed"),
                                     "--resume"]) == 0
     runs = [[json.loads(line) for line in (tmp_path / name / "metrics.jsonl").open()]
             for name in ("straight", "resumed")]
@@ -153,7 +153,7 @@ def test_the_training_command_on_the_device_resumes_exactly(cuda, tmp_path):
     assert straight == resumed if exact else np.allclose(straight, resumed, rtol=1e-4)
     assert json.loads((tmp_path / "straight" / "config.json").read_text())["device"] == "cuda"
     out = tmp_path / "straight"
-    assert train.evaluate_main([str(out / "best.npz"), "--device", cuda, "--limit", "64"]) == 0
+    assert evaluate_cli.evaluate_main([str(out / "best.npz"), "--device", cuda, "--limit", "64"]) == 0
     assert (out / "confusion.csv").is_file()
 
 
@@ -162,7 +162,7 @@ def test_the_training_command_gives_the_cpu_numbers_on_the_device(cuda, tmp_path
     tiny = ["--depth", "10", "--growth-rate", "4", "--batch-size", "32", "--limit-train", "96",
             "--limit-test", "64", "--quiet", "--augment", "--no-heatmap", "--epochs", "2"]
     for device in ("cpu", cuda):
-        assert train.train_main(tiny + ["--device", device, "--out", str(tmp_path / device)]) == 0
+        assert train_cli.train_main(tiny + ["--device", device, "--out", str(tmp_path / device)]) == 0
     cpu_rows, gpu_rows = ([json.loads(line) for line in (tmp_path / name / "metrics.jsonl").open()]
                           for name in ("cpu", cuda))
     # emulated: the same arithmetic; a real GPU rounds differently, and an accuracy on 64 images

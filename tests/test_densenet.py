@@ -333,6 +333,20 @@ def test_with_the_reference_kernels_each_layer_normalises_its_own_input(monkeypa
     assert computed == [5, 7, 9]                 # every layer its whole input
 
 
+def test_new_features_hands_the_shared_statistics_to_its_step():
+    from minidense.models.memory_efficient import norm_relu_conv_recomputed
+    layer, x, statistics = DenseLayer(4, 2), md.randn(2, 4, 3, 3), object()
+    seen = []
+
+    def step(norm, relu, conv, x, statistics=None):
+        seen.append(statistics)
+        return conv(relu(norm(x)))
+    assert layer.new_features(x, step, statistics=statistics).shape == (2, 2, 3, 3)
+    assert seen == [statistics]
+    with pytest.raises(ValueError, match="take no shared batch statistics"):
+        layer.new_features(x, norm_relu_conv_recomputed, statistics=statistics)
+
+
 def test_an_evaluating_block_uses_each_layers_running_statistics():
     md.manual_seed(0)
     block = DenseBlock(3, 4, 2)

@@ -60,7 +60,7 @@ def at_batch(monkeypatch, number, action):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("finished") / "run"
-    assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 0
+    assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 0
     return run_dir
 
 
@@ -71,7 +71,7 @@ def test_a_full_disk_in_epoch_2_names_the_epoch_kept_and_the_resume_command(tmp_
                                                                           capsys):
     run_dir = tmp_path / "run"
     fail_write(monkeypatch, "last.npz", 2)
-    assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
+    assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
     error = one_line_error(capsys)
     assert f"cannot write {run_dir / 'last.npz'}: No space left on device" in error
     assert (f"{run_dir / 'last.npz'} holds epoch 1; free some disk space, then "
@@ -79,7 +79,7 @@ def test_a_full_disk_in_epoch_2_names_the_epoch_kept_and_the_resume_command(tmp_
     assert md.load(run_dir / "last.npz")["epoch"] == 1
     assert [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")] == []
     monkeypatch.undo()
-    assert train.train_main(["--out", str(run_dir), "--resume", "--quiet", "--no-heatmap"]) == 0
+    assert train_cli.train_main(["--out", str(run_dir), "--resume", "--quiet", "--no-heatmap"]) == 0
     assert epochs_in(run_dir) == [1, 2] and md.load(run_dir / "last.npz")["epoch"] == 2
 
 
@@ -94,7 +94,7 @@ def test_read_only_and_quota_faults_are_one_line(tmp_path, monkeypatch, capsys, 
                                                  error_number, expected):
     run_dir = tmp_path / "run"
     fail_write(monkeypatch, name, nth, error_number)
-    assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
+    assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
     error = one_line_error(capsys)
     assert f"cannot write {run_dir / name}: {os.strerror(error_number)}" in error
     assert expected in error
@@ -127,13 +127,13 @@ def test_a_real_file_system_filling_up_in_epoch_2(tmp_path, monkeypatch, capsys)
                     assert error.errno == errno.ENOSPC
 
         at_batch(monkeypatch, 3, fill_the_disk)             # epoch 2, batch 1
-        assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
+        assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
         error = one_line_error(capsys)
         assert "No space left on device" in error
         assert f"holds epoch 1; free some disk space, then {resume_hint(run_dir)}" in error
         filler.unlink()
         monkeypatch.undo()
-        assert train.train_main(["--out", str(run_dir), "--resume", "--quiet",
+        assert train_cli.train_main(["--out", str(run_dir), "--resume", "--quiet",
                                  "--no-heatmap"]) == 0
         assert epochs_in(run_dir) == [1, 2]
     finally:
@@ -147,7 +147,7 @@ def test_a_second_run_on_a_locked_folder_is_refused_naming_the_first(tmp_path, c
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     with RunLock(run_dir):
-        assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
+        assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
         error = one_line_error(capsys)
         lock = json.loads((run_dir / ".lock").read_text())
     assert f"--out {run_dir} is in use by another training run (pid {os.getpid()} on " in error
@@ -159,14 +159,14 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / ".lock").write_text('{"pid": 999999, "host": "gone", "started": "yesterday"}')
-    assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 0
+    assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 0
     assert epochs_in(run_dir) == [1, 2] and not (run_dir / ".lock").exists()
 
 
 def test_a_run_folder_deleted_during_training_stops_the_run(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "run"
     at_batch(monkeypatch, 3, lambda: shutil.rmtree(run_dir))
-    assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
+    assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
     error = one_line_error(capsys)
     assert (f"the run folder {run_dir} disappeared during the run (deleted or moved?) after 1 "
             f"finished epochs; the run stopped without recreating it") in error
@@ -176,11 +176,11 @@ def test_a_run_folder_deleted_during_training_stops_the_run(tmp_path, monkeypatc
 def test_a_run_folder_moved_during_training_keeps_its_files(tmp_path, monkeypatch, capsys):
     run_dir, moved = tmp_path / "run", tmp_path / "moved"
     at_batch(monkeypatch, 3, lambda: run_dir.rename(moved))
-    assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
+    assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
     assert "disappeared during the run" in one_line_error(capsys)
     assert not run_dir.exists() and md.load(moved / "last.npz")["epoch"] == 1
     monkeypatch.undo()
-    assert train.train_main(["--out", str(moved), "--resume", "--quiet", "--no-heatmap"]) == 0
+    assert train_cli.train_main(["--out", str(moved), "--resume", "--quiet", "--no-heatmap"]) == 0
     assert epochs_in(moved) == [1, 2]
 
 
@@ -191,7 +191,7 @@ def test_sigterm_stops_like_ctrl_c_with_status_143_and_the_resume_command(tmp_pa
                                                                        capsys):
     run_dir = tmp_path / "run"
     at_batch(monkeypatch, 4, lambda: os.kill(os.getpid(), signal.SIGTERM))  # epoch 2, batch 2
-    assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 143
+    assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 143
     error = capsys.readouterr().err
     assert "interrupted: 1 of 2 epochs finished" in error
     assert f"SIGTERM: stopped; {resume_hint(run_dir)}" in error
@@ -208,7 +208,7 @@ def test_ctrl_c_while_the_curves_are_drawn_waits_for_them(tmp_path, monkeypatch,
         return real_plot(history, path)
 
     monkeypatch.setattr(metrics, "plot_curves", plot_interrupted)
-    assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 130
+    assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 130
     error = capsys.readouterr().err
     assert "interrupted: 1 of 2 epochs finished" in error and resume_hint(run_dir) in error
     assert (run_dir / "curves.png").read_bytes()[:8] == PNG_MAGIC
@@ -248,7 +248,7 @@ def copy_of(finished_run, tmp_path):
 def test_permission_denied_on_last_npz_says_so(finished_run, tmp_path, monkeypatch, capsys):
     run_dir = copy_of(finished_run, tmp_path)
     deny_opening(monkeypatch, run_dir / "last.npz")
-    assert train.train_main(["--out", str(run_dir), "--resume", "--epochs", "3"]) == 2
+    assert train_cli.train_main(["--out", str(run_dir), "--resume", "--epochs", "3"]) == 2
     error = one_line_error(capsys)
     assert f"cannot read {run_dir / 'last.npz'}: Permission denied; check its permissions" in error
     assert "corrupted" not in error and "damaged" not in error
@@ -286,7 +286,7 @@ def test_edited_checkpoint_values_are_named_in_one_line(finished_run, tmp_path, 
     run_dir = copy_of(finished_run, tmp_path)
     md.save(edited(md.load(run_dir / "last.npz"), key, value), run_dir / "last.npz")
     before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
-    assert train.train_main(["--out", str(run_dir), "--resume", "--epochs", "3"]) == 2
+    assert train_cli.train_main(["--out", str(run_dir), "--resume", "--epochs", "3"]) == 2
     error = one_line_error(capsys)
     assert f"{run_dir / 'last.npz'}" in error and expected in error
     assert "edited or damaged" in error

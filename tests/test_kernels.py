@@ -8,6 +8,7 @@ split paths are exercised too.
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,3 +252,24 @@ def test_the_environment_variable_chooses_the_set_at_start():
     run = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True,
                          text=True, check=True)
     assert run.stdout.strip() == "reference"
+
+
+def test_a_task_that_forbids_an_op_forbids_every_kernel_of_it(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "exercises" / "tests"))
+    import forbidden_names as lists
+    from minidense.grading.testing import is_forbidden
+    family = {"conv2d": lists.CONV2D, "batch": lists.BATCH_NORM, "scale_shift": lists.BATCH_NORM,
+              "shared_batch_statistics": lists.BATCH_NORM, "avg_pool2d": lists.POOLING,
+              "concatenate": lists.CONCAT}
+    kernels.known_kernels()                                  # every fast kernel registered
+    registered = list(kernels._textbook.items()) + [(name, f) for (name, _), f in kernels._fast.items()]
+    checked = 0
+    for name, function in registered:
+        forbidden = next((names for prefix, names in family.items() if name.startswith(prefix)),
+                         None)
+        if forbidden is not None:
+            assert is_forbidden(f"{function.__module__}.{function.__name__}", forbidden), name
+            checked += 1
+    assert checked >= 20
+    for helper in ("kernel_offsets", "pad2d"):                # the im2col tasks' window slicing
+        assert is_forbidden(f"minidense.ops.windows.{helper}", lists.IM2COL)

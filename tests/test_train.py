@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import minidense as md
-from minidense import train
+from minidense import checkpoints, evaluate_cli, run_settings, train, train_cli
 from minidense.data import ArrayDataset, get_dataset
 from minidense.models import densenet_cifar
 
@@ -49,7 +49,7 @@ def straight_run(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train, "step_on_device", recording_step)
-        code = train.train_main(TINY_RUN + ["--out", str(run_dir)])
+        code = train_cli.train_main(TINY_RUN + ["--out", str(run_dir)])
     assert code == 0
     return run_dir, losses[0]
 
@@ -120,7 +120,7 @@ def test_ctrl_c_keeps_the_last_epoch_and_resume_matches_a_straight_run(straight_
         return original_step(*args)
 
     monkeypatch.setattr(train, "step_on_device", interrupted_step)
-    assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 130
+    assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 130
     message = capsys.readouterr().err
     assert "1 of 2 epochs finished" in message and "--resume" in message
     assert md.load(run_dir / "last.npz")["epoch"] == 1
@@ -129,7 +129,7 @@ def test_ctrl_c_keeps_the_last_epoch_and_resume_matches_a_straight_run(straight_
     assert leftover_temporary_files(run_dir) == []
 
     monkeypatch.setattr(train, "step_on_device", original_step)
-    assert train.train_main(["--out", str(run_dir), "--resume", "--quiet"]) == 0
+    assert train_cli.train_main(["--out", str(run_dir), "--resume", "--quiet"]) == 0
     assert deterministic_columns(read_metrics(run_dir)) == \
         deterministic_columns(read_metrics(straight_dir))
     resumed, straight = md.load(run_dir / "last.npz"), md.load(straight_dir / "last.npz")
@@ -144,7 +144,7 @@ def test_resume_with_another_architecture_names_the_option_in_one_line(straight_
     run_dir = tmp_path / "run"
     shutil.copytree(straight_run[0], run_dir)
     before = (run_dir / "last.npz").read_bytes()
-    code = train.train_main(["--out", str(run_dir), "--resume", "--depth", "16", "--quiet"])
+    code = train_cli.train_main(["--out", str(run_dir), "--resume", "--depth", "16", "--quiet"])
     assert code == 2
     error = capsys.readouterr().err
     assert error == ("python -m minidense train: error: the checkpoint is depth 10, you asked for "
@@ -153,19 +153,19 @@ def test_resume_with_another_architecture_names_the_option_in_one_line(straight_
 
 
 def test_existing_run_is_not_overwritten_without_resume(straight_run, capsys):
-    assert train.train_main(TINY_RUN + ["--out", str(straight_run[0])]) == 2
+    assert train_cli.train_main(TINY_RUN + ["--out", str(straight_run[0])]) == 2
     assert "--resume" in capsys.readouterr().err
 
 
 def test_resume_needs_a_checkpoint(tmp_path, capsys):
-    assert train.train_main(["--out", str(tmp_path / "empty"), "--resume"]) == 2
+    assert train_cli.train_main(["--out", str(tmp_path / "empty"), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
 
 
 def test_evaluate_prints_accuracy_and_writes_the_confusion_matrix(straight_run, tmp_path, capsys):
     run_dir, _ = straight_run
     out = tmp_path / "eval"
-    code = train.evaluate_main([str(run_dir / "last.npz"), "--limit", "128", "--out", str(out)])
+    code = evaluate_cli.evaluate_main([str(run_dir / "last.npz"), "--limit", "128", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     results = json.loads((run_dir / "results.json").read_text())
@@ -180,29 +180,29 @@ def test_evaluate_prints_accuracy_and_writes_the_confusion_matrix(straight_run, 
 
 
 def test_evaluate_reports_a_missing_dataset_clearly(straight_run, tmp_path, capsys):
-    code = train.evaluate_main([str(straight_run[0] / "best.npz"), "--dataset", "cifar10",
+    code = evaluate_cli.evaluate_main([str(straight_run[0] / "best.npz"), "--dataset", "cifar10",
                                 "--data-root", str(tmp_path)])
     assert code == 2
     assert "cifar10" in capsys.readouterr().err.lower()
 
 
 def test_model_that_does_not_fit_the_dataset_is_rejected(straight_run):
-    model = train.model_from_checkpoint(md.load(straight_run[0] / "best.npz"))
+    model = checkpoints.model_from_checkpoint(md.load(straight_run[0] / "best.npz"))
     colour = ArrayDataset(np.zeros((2, 3, 32, 32), np.uint8), [0, 1], list("abcdefghij"),
                           (0.5,) * 3, (0.25,) * 3, name="colour")
     with pytest.raises(train.UsageError, match="1-channel images.*colour has 3-channel"):
-        train.check_model_fits(model, colour)
+        evaluate_cli.check_model_fits(model, colour)
 
 
 def test_rebuilt_model_rejects_weights_of_another_architecture(straight_run):
     checkpoint = md.load(straight_run[0] / "last.npz")
     checkpoint["model_config"]["depth"] = 16
     with pytest.raises(train.UsageError, match="does not fit.*denselayer2"):
-        train.model_from_checkpoint(checkpoint)
+        checkpoints.model_from_checkpoint(checkpoint)
 
 
 def test_fit_in_memory_for_notebooks():
-    setup = train.build_from_args(dict(train.DEFAULTS, depth=10, growth_rate=4, epochs=1,
+    setup = run_settings.build_from_args(dict(run_settings.DEFAULTS, depth=10, growth_rate=4, epochs=1,
                                        limit_train=128, limit_test=64, device="cpu"))
     result = train.fit(setup.model, setup.train_loader, setup.test_loader, setup.optimizer,
                        setup.scheduler, epochs=1, quiet=True)
@@ -213,30 +213,30 @@ def test_fit_in_memory_for_notebooks():
 
 
 def test_paper_preset_and_explicit_overrides():
-    parser = train.build_train_parser()
-    settings = train.resolve_settings(parser.parse_args(["--preset", "paper", "--epochs", "40"]))
+    parser = train_cli.build_train_parser()
+    settings = run_settings.resolve_settings(parser.parse_args(["--preset", "paper", "--epochs", "40"]))
     assert settings["epochs"] == 40                      # explicit flag beats the preset
     assert settings["batch_size"] == 64 and settings["augment"] is True
     assert settings["schedule"] == "multistep" and settings["nesterov"] is True
     assert settings["weight_decay"] == 1e-4 and settings["lr"] == 0.1
-    preset_only = train.resolve_settings(parser.parse_args(["--preset", "paper"]))
+    preset_only = run_settings.resolve_settings(parser.parse_args(["--preset", "paper"]))
     assert preset_only["epochs"] == 300
 
 
 def test_architecture_flags_only_apply_to_models_that_take_them():
-    parser = train.build_train_parser()
-    settings = train.resolve_settings(parser.parse_args(["--model", "densenet40"]))
-    assert all(settings[name] is None for name in train.ARCHITECTURE_OPTIONS)
-    settings = train.resolve_settings(parser.parse_args(["--model", "densenet40", "--drop-rate",
+    parser = train_cli.build_train_parser()
+    settings = run_settings.resolve_settings(parser.parse_args(["--model", "densenet40"]))
+    assert all(settings[name] is None for name in run_settings.ARCHITECTURE_OPTIONS)
+    settings = run_settings.resolve_settings(parser.parse_args(["--model", "densenet40", "--drop-rate",
                                                          "0.2"]))
     assert settings["drop_rate"] == 0.2 and settings["depth"] is None
 
 
 def test_multistep_schedule_divides_by_ten_at_half_and_three_quarters():
     model = densenet_cifar(10, 4, bottleneck=True)
-    settings = dict(train.DEFAULTS, epochs=300, schedule="multistep", lr=0.1)
-    optimizer = train.build_optimizer(settings, model.parameters())
-    scheduler = train.build_scheduler(settings, optimizer)
+    settings = dict(run_settings.DEFAULTS, epochs=300, schedule="multistep", lr=0.1)
+    optimizer = run_settings.build_optimizer(settings, model.parameters())
+    scheduler = run_settings.build_scheduler(settings, optimizer)
     assert scheduler.milestones == [150, 225]
     lrs = []
     for _ in range(300):
@@ -268,7 +268,7 @@ def one_line_error(capsys, program="train"):
 ])
 def test_options_that_cannot_train_are_named(tmp_path, capsys, flags, expected):
     run_dir = tmp_path / "run"
-    assert train.train_main(flags + ["--out", str(run_dir), "--quiet"]) == 2
+    assert train_cli.train_main(flags + ["--out", str(run_dir), "--quiet"]) == 2
     assert expected in one_line_error(capsys)
     assert not run_dir.exists()
 
@@ -276,16 +276,16 @@ def test_options_that_cannot_train_are_named(tmp_path, capsys, flags, expected):
 def test_out_that_is_a_file_or_under_one_is_refused(tmp_path, capsys):
     a_file = tmp_path / "notes.txt"
     a_file.write_text("x")
-    assert train.train_main(["--out", str(a_file), "--quiet"]) == 2
+    assert train_cli.train_main(["--out", str(a_file), "--quiet"]) == 2
     assert f"--out {a_file} is a file; choose a folder" in one_line_error(capsys)
-    assert train.train_main(["--out", str(a_file / "run"), "--quiet"]) == 2
+    assert train_cli.train_main(["--out", str(a_file / "run"), "--quiet"]) == 2
     assert f"lies under the file {a_file}" in one_line_error(capsys)
 
 
 def test_out_that_is_not_writable_is_refused(tmp_path, capsys, monkeypatch):
     from minidense import run_folder
     monkeypatch.setattr(run_folder.os, "access", lambda path, mode: False)
-    assert train.train_main(["--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert train_cli.train_main(["--out", str(tmp_path / "run"), "--quiet"]) == 2
     assert f"{tmp_path} is not writable" in one_line_error(capsys)
 
 
@@ -293,7 +293,7 @@ def test_resume_from_a_bare_state_dict_says_what_the_file_is(tmp_path, capsys):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     md.save(densenet_cifar(10, 4, bottleneck=True).state_dict(), run_dir / "last.npz")
-    assert train.train_main(["--out", str(run_dir), "--resume"]) == 2
+    assert train_cli.train_main(["--out", str(run_dir), "--resume"]) == 2
     error = one_line_error(capsys)
     assert "is not a training checkpoint (it lacks model, optimizer, rng, epoch" in error
     assert "model.load_state_dict(md.load(path))" in error
@@ -312,7 +312,7 @@ def test_hostile_cifar_pickle_is_one_line(tmp_path, capsys):
                  "batches.meta"]:
         (folder / name).write_bytes(b"unused")
     (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": Shell()}, protocol=2))
-    assert train.train_main(["--dataset", "cifar10", "--data-root", str(tmp_path), "--out",
+    assert train_cli.train_main(["--dataset", "cifar10", "--data-root", str(tmp_path), "--out",
                              str(tmp_path / "run"), "--quiet"]) == 2
     assert "refused to load the global 'shutil.rmtree'" in one_line_error(capsys)
 
@@ -322,14 +322,14 @@ def test_hostile_cifar_pickle_is_one_line(tmp_path, capsys):
     (["--limit", "0"], "--limit must be at least 1"),
 ])
 def test_evaluate_options_that_cannot_run_are_named(straight_run, capsys, flags, expected):
-    assert train.evaluate_main([str(straight_run[0] / "best.npz"), *flags]) == 2
+    assert evaluate_cli.evaluate_main([str(straight_run[0] / "best.npz"), *flags]) == 2
     assert expected in one_line_error(capsys, "evaluate")
 
 
 def test_evaluate_into_a_file_is_refused(straight_run, tmp_path, capsys):
     a_file = tmp_path / "taken"
     a_file.write_text("x")
-    assert train.evaluate_main([str(straight_run[0] / "best.npz"), "--out", str(a_file)]) == 2
+    assert evaluate_cli.evaluate_main([str(straight_run[0] / "best.npz"), "--out", str(a_file)]) == 2
     assert "is a file; choose a folder" in one_line_error(capsys, "evaluate")
 
 
@@ -356,7 +356,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
         return (np.asarray(float("nan")) if len(calls) == 6 else loss), correct  # epoch 2, batch 2
 
     monkeypatch.setattr(train, "step_on_device", diverging_step)
-    assert train.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
+    assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
     error = one_line_error(capsys)
     assert "the loss became nan at epoch 2, batch 2 of 4 (lr 0.05)" in error
     assert "lower learning rate" in error and f"{run_dir / 'last.npz'} still holds epoch 1" in error
@@ -368,9 +368,9 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
 def test_extending_a_finished_run_rebuilds_its_schedule(straight_run, tmp_path, capsys):
     run_dir = tmp_path / "run"
     shutil.copytree(straight_run[0], run_dir)
-    assert train.train_main(["--out", str(run_dir), "--resume", "--epochs", "1"]) == 2
+    assert train_cli.train_main(["--out", str(run_dir), "--resume", "--epochs", "1"]) == 2
     assert "already trained 2 epochs; pass --epochs 3 or more" in one_line_error(capsys)
-    assert train.train_main(["--out", str(run_dir), "--resume", "--epochs", "3", "--quiet",
+    assert train_cli.train_main(["--out", str(run_dir), "--resume", "--epochs", "3", "--quiet",
                              "--no-heatmap"]) == 0
     assert "planned 2 epochs and now has 3: its cosine schedule is rebuilt for 3 epochs " \
            "(epoch 3 starts at lr 0.025)" in capsys.readouterr().err
@@ -386,12 +386,3 @@ def test_every_json_file_is_strict(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text(), parse_constant=reject) == \
         {"loss": None, "rows": [None, 1]}
     assert json.loads((tmp_path / "r.jsonl").read_text(), parse_constant=reject) == {"x": None}
-
-
-def test_moved_names_still_import_from_train():
-    from minidense.train import (DEFAULTS, UsageError, build_from_args, evaluate,  # noqa: F401
-                                 evaluate_main, fit, model_from_checkpoint, train_main)
-    from minidense.errors import UserError
-    assert issubclass(UsageError, UserError)
-    assert train_main.__module__ == "minidense.train_cli"
-    assert evaluate_main.__module__ == "minidense.evaluate_cli"

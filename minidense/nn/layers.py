@@ -117,8 +117,9 @@ class BatchNorm2d(_ChannelLayer):
         return self._normalize(F.batch_norm, x)
 
     def forward_with_relu(self, x, statistics=None):
-        """relu(self(x)) as one fused op (``F.batch_norm_relu``): the same numbers, one stored
-        array fewer. ``statistics``: a dense block's shared batch statistics (training mode)."""
+        """relu(self(x)) through ``F.batch_norm_relu``, which the fast kernels run as one fused op:
+        the same numbers, one stored array fewer. ``statistics``: a dense block's shared batch
+        statistics (training mode, fast kernels)."""
         return self._normalize(F.batch_norm_relu, x, statistics=statistics)
 
     def _normalize(self, function, x, **options):

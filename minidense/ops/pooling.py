@@ -67,12 +67,12 @@ class _Pool2d(ArrayFunction):
 
     def __init__(self, op, kernel_size, stride=None, padding=0):
         self.op = op
-        self.kernel = pair(kernel_size, "kernel_size", op, 1)
-        self.stride = self.kernel if stride is None else pair(stride, "stride", op, 1)
+        self.kernel_size = pair(kernel_size, "kernel_size", op, 1)
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride", op, 1)
         self.padding = pair(padding, "padding", op, 0)
-        if self.padding[0] > self.kernel[0] // 2 or self.padding[1] > self.kernel[1] // 2:
+        if self.padding[0] > self.kernel_size[0] // 2 or self.padding[1] > self.kernel_size[1] // 2:
             raise ValueError(f"{op}: padding {self.padding} must be at most half the kernel size "
-                             f"{self.kernel}")
+                             f"{self.kernel_size}")
 
 
 class AvgPool2d(_Pool2d):
@@ -87,22 +87,22 @@ class AvgPool2d(_Pool2d):
     def _is_global(self, x_shape):
         """True when there is one window, at the top left, and no padding: a plain mean does it
         (rows/columns beyond the window, which PyTorch drops too, are left out)."""
-        out_size = check_windows(self.op, x_shape, self.kernel, self.stride, self.padding)
+        out_size = check_windows(self.op, x_shape, self.kernel_size, self.stride, self.padding)
         return out_size == (1, 1) and self.padding == (0, 0)
 
     def forward(self, x):
-        kh, kw = self.kernel
+        kh, kw = self.kernel_size
         if self._is_global(x.shape):
             return x[:, :, :kh, :kw].mean(axis=(2, 3), keepdims=True)
-        return kernel("avg_pool2d_forward", x)(x, self.kernel, self.stride, self.padding)
+        return kernel("avg_pool2d_forward", x)(x, self.kernel_size, self.stride, self.padding)
 
     def backward(self, gy):
-        x_shape, (kh, kw) = self.input_shapes[0], self.kernel
+        x_shape, (kh, kw) = self.input_shapes[0], self.kernel_size
         if self._is_global(x_shape):
             gx = backend.get_array_module(gy).zeros(x_shape, dtype=gy.dtype)
             gx[:, :, :kh, :kw] = gy / gy.dtype.type(kh * kw)   # (N, C, 1, 1) over the window
             return gx
-        return kernel("avg_pool2d_backward", gy)(gy, x_shape, self.kernel, self.stride,
+        return kernel("avg_pool2d_backward", gy)(gy, x_shape, self.kernel_size, self.stride,
                                                  self.padding)
 
 
@@ -121,7 +121,7 @@ class MaxPool2d(_Pool2d):
         xp = backend.get_array_module(x)
         xpad = pad2d(x, self.padding, value=-float("inf"))
         best = winner = None
-        for k, rows, columns in offset_slices(x.shape, self.kernel, self.stride, self.padding,
+        for k, rows, columns in offset_slices(x.shape, self.kernel_size, self.stride, self.padding,
                                               self.op):
             candidate = xpad[:, :, rows, columns]
             if best is None:
@@ -141,7 +141,7 @@ class MaxPool2d(_Pool2d):
 
         def gradient_at_offset(k):                 # dL/dy where offset k won, 0 elsewhere
             return xp.where(winner == k, gy, zero)
-        return add_into_windows(self.input_shapes[0], self.kernel, self.stride, self.padding,
+        return add_into_windows(self.input_shapes[0], self.kernel_size, self.stride, self.padding,
                                 gradient_at_offset, gy)
 
 
