@@ -260,7 +260,7 @@ def test_a_task_that_forbids_an_op_forbids_every_kernel_of_it(monkeypatch):
     from minidense.grading.testing import is_forbidden
     family = {"conv2d": lists.CONV2D, "batch": lists.BATCH_NORM, "scale_shift": lists.BATCH_NORM,
               "shared_batch_statistics": lists.BATCH_NORM, "avg_pool2d": lists.POOLING,
-              "concatenate": lists.CONCAT}
+              "concatenate": lists.CONCAT, "sgd": lists.OPTIMIZERS}
     kernels.known_kernels()                                  # every fast kernel registered
     registered = list(kernels._textbook.items()) + [(name, f) for (name, _), f in kernels._fast.items()]
     checked = 0
