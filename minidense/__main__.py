@@ -39,8 +39,12 @@ def main(argv=None):
         print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module_name, function_name, _ = COMMANDS[name]
-    function = getattr(importlib.import_module(module_name), function_name)
-    return function(rest) or 0
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+        return function(rest) or 0
+    except KeyboardInterrupt:       # Ctrl-C while a command starts (train and others say more)
+        print(f"\n{name}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

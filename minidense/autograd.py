@@ -86,6 +86,11 @@ class ShapeError(ValueError):
 # ----------------------------------------------------------------------------------------------
 # Tensor
 # ----------------------------------------------------------------------------------------------
+NUMERIC_KINDS = "biufc"     # NumPy dtype kinds of booleans, integers, floats, complex numbers
+DTYPE_KIND_NAMES = {"U": "text", "S": "bytes", "O": "Python objects", "M": "dates",
+                    "m": "time spans", "V": "raw records"}
+
+
 class Tensor:
     """An array plus what autograd needs: ``grad``, ``requires_grad`` and the ``creator`` op."""
 
@@ -94,6 +99,11 @@ class Tensor:
     def __init__(self, data, requires_grad=False):
         xp = backend.get_array_module(data)
         self.data = data if isinstance(data, xp.ndarray) else numpy.asarray(data)
+        if self.data.dtype.kind not in NUMERIC_KINDS:
+            raise TypeError(
+                f"a tensor holds numbers or booleans, as in PyTorch; got an array of dtype "
+                f"{self.data.dtype} ({DTYPE_KIND_NAMES.get(self.data.dtype.kind, 'not numbers')}); "
+                f"convert the values first, e.g. md.tensor([float(v) for v in values])")
         self.grad = None
         self.creator = None        # the Function that produced this tensor (None for a leaf)
         self.output_index = 0      # which output of the creator this is
@@ -310,7 +320,7 @@ def _as_tensors(op_name, values):
     for v in values:
         if isinstance(v, Tensor):
             tensors.append(v)
-        elif reference is not None and numpy.isscalar(v):
+        elif reference is not None and numpy.isscalar(v) and not isinstance(v, (str, bytes)):
             xp = backend.get_array_module(reference.data)
             kind = reference.data.dtype.kind
             dtype = reference.dtype if (kind in "fc" or isinstance(v, (int, bool))) else None

@@ -318,7 +318,11 @@ def bench_main(argv=None):
     print(f"  {'framework':<10} {'images/s (median)':>18} {memory_column:>18}")
     if "minidense" in runs:
         facts = runs["minidense"][0]
-        print(f"  minidense: {describe_cpu_settings(facts)}")
+        if args.device == "cuda":
+            print(f"  minidense: {facts.get('kernels', 'fast')} kernels (on CuPy arrays: "
+                  f"kernels/cuda.py where it has one)")
+        else:
+            print(f"  minidense: {describe_cpu_settings(facts)}")
     for framework, results in runs.items():
         ips = statistics.median(r["images_per_s"] for r in results)
         peak = max(r["peak_added_mb"] for r in results)

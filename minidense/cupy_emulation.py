@@ -362,11 +362,15 @@ def asnumpy(value):
     return numpy.asarray(value)
 
 
-def fuse(function=None, *, kernel_name=None):
-    """cupy.fuse: one kernel for a whole elementwise function (here: the function, counted once)."""
-    if function is None:
-        return lambda f: fuse(f, kernel_name=kernel_name)
+def fuse(*args, **kwargs):
+    """cupy.fuse: one kernel for a whole elementwise function (here: the function, counted once).
+    As in CuPy, ``fuse(f)`` fuses f and ``fuse(kernel_name=...)`` returns a decorator."""
+    if len(args) == 1 and not kwargs and callable(args[0]):
+        return _fuse(args[0])
+    return lambda function: _fuse(function, **kwargs)
 
+
+def _fuse(function, kernel_name=None):
     @functools.wraps(function)
     def fused(*args):
         _fused_depth[0] += 1

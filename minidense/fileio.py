@@ -52,7 +52,8 @@ def remove_stale_temporaries(path):
     """Delete the temporary files that interrupted writes of ``path`` left behind.
 
     Two processes writing the same file at once are not supported: one may remove the other's
-    temporary file, and its rename then fails without harming ``path``.
+    temporary file, and its rename then fails without harming ``path``. (A training run locks its
+    folder, ``minidense.run_folder.RunLock``, so two runs never write the same files.)
     """
     path = Path(path)
     for leftover in path.parent.glob(glob.escape(temporary_prefix(path)) + "*.tmp"):

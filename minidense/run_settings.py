@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from . import backend, optim
 from . import random as md_random
-from .data import DEFAULT_DATASET, DataLoader, get_dataset, standard_transform
+from .data import DATASETS, DEFAULT_DATASET, DataLoader, get_dataset, standard_transform
 from .errors import UsageError
-from .models import get_model
+from .models import MODELS, get_model
 
 # The default run (``python -m minidense train`` with no arguments): a small DenseNet-BC on the
 # embedded Fashion-MNIST sample that reaches about 85% test accuracy in a few CPU minutes.
@@ -32,6 +32,9 @@ PRESETS = {
     "paper": dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4,
                   batch_size=64, epochs=300, schedule="multistep", augment=True),
 }
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("multistep", "cosine", "none")
+CHOICES = {"model": MODELS, "dataset": DATASETS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES}
 ARCHITECTURE_OPTIONS = ("depth", "growth_rate", "bottleneck", "compression", "drop_rate")
 RUN_CONTROL_OPTIONS = ("out", "resume", "preset", "device", "data_root", "download", "heatmap",
                        "quiet")
@@ -85,12 +88,43 @@ def check_device_option(device):
         raise UsageError(f"--device {device}: {error}") from None
 
 
-def check_settings(settings):
-    """Raise UsageError naming the first option whose value cannot make a run."""
-    for name, (valid, meaning) in RANGES.items():
+def check_settings(settings, source=None):
+    """Raise UsageError naming the first option whose value cannot make a run: of the wrong type
+    (an option saved in a checkpoint may have been edited) or out of range.
+
+    ``source``: the checkpoint the settings were saved in, for the message; None for options
+    given on the command line."""
+    for name, default in DEFAULTS.items():
         value = settings.get(name)
-        if value is not None and not valid(value):
-            raise UsageError(f"{flag(name)} must be {meaning}, got {value}")
+        if value is None and (name in ARCHITECTURE_OPTIONS or name not in settings):
+            continue
+        kind = expected_kind(name, default)
+        if not kind[0](value):
+            refuse_setting(name, value, kind[1], source)
+        valid, meaning = RANGES.get(name, (lambda v: True, ""))
+        if not valid(value):
+            refuse_setting(name, value, meaning, source)
+
+
+def expected_kind(name, default):
+    """(test, description) of the type a setting must have, judged by its default."""
+    if name in CHOICES:
+        names = sorted(CHOICES[name])
+        return (lambda v: isinstance(v, str) and v in names), f"one of {', '.join(names)}"
+    if isinstance(default, bool):
+        return (lambda v: isinstance(v, bool)), "true or false"
+    if isinstance(default, int):
+        return (lambda v: isinstance(v, int) and not isinstance(v, bool)), "a whole number"
+    return (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)), "a number"
+
+
+def refuse_setting(name, value, meaning, source):
+    if source is None:
+        raise UsageError(f"{flag(name)} must be {meaning}, got {value}")
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    raise UsageError(f"{source} holds the option {name}={shown}, which must be {meaning}; the "
+                     f"file was edited or damaged: restore it, or start a new run with another "
+                     f"--out")
 
 
 def check_resume_options(given, saved):

@@ -32,7 +32,7 @@ import numpy as np
 
 from . import backend
 from .autograd import Tensor
-from .errors import UserError
+from .errors import UserError, file_access_error, is_access_error
 from .fileio import atomic_write
 
 META_KEY = "__meta__"
@@ -40,6 +40,7 @@ FORMAT_NAME = "minidense"
 FORMAT_VERSION = 1
 _MARKERS = ("__array__", "__tuple__", "__dict_items__", "__float__")   # keys that mean something
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+ZIP_ENCRYPTED = 0x1     # bit 0 of a zip member's general-purpose flags
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,7 +132,10 @@ def load(path):
             return _read_archive(archive, path)
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
+            NotImplementedError) as exc:     # NotImplementedError: a zip feature md.save never uses
+        if is_access_error(exc):      # permission denied, an I/O error: the file may be fine
+            raise file_access_error(path, exc) from exc
         raise CheckpointError(f"md.load: cannot read {path}: it is not a complete .npz archive "
                               f"written by md.save (truncated or corrupted file?): "
                               f"{type(exc).__name__}: {exc}") from exc
@@ -152,6 +156,9 @@ def check_archive_sizes(path):
         stored = 0
         for info in archive.infolist():
             where = f"md.load: {path}: member '{info.filename}'"
+            if info.flag_bits & ZIP_ENCRYPTED:
+                raise CheckpointError(f"{where} is marked as encrypted, which md.save never "
+                                      f"writes (damaged or forged file)")
             if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
                 raise CheckpointError(f"{where} is compressed ({info.compress_size:,} bytes that "
                                       f"inflate to {info.file_size:,}); md.save writes "

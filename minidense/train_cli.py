@@ -1,8 +1,10 @@
 """``python -m minidense train``: options, run folder, then the loop of ``minidense.train``.
 
-A user error (a bad option, a damaged dataset, a checkpoint that does not fit) is printed as one
-line and exits with status 2; Ctrl-C exits with 130 after the last finished epoch's checkpoint is
-safe; anything else is a bug and keeps its traceback.
+A user error (a bad option, a damaged dataset, a checkpoint that does not fit) or a fault of the
+machine (disk full, read-only file system, a run folder deleted or used by another run) is printed
+as one line and exits with status 2; Ctrl-C (exit 130) and SIGTERM (exit 143) stop after the last
+finished epoch's checkpoint is safe and print the command that resumes; anything else is a bug
+and keeps its traceback.
 """
 import argparse
 import json
@@ -10,14 +12,15 @@ import sys
 from pathlib import Path
 
 from .data import DATASETS, DEFAULT_DATASET
-from .errors import UsageError, UserError, report_user_error
+from .errors import StopSignals, UsageError, UserError, report_user_error, signals_held
 from .models import MODELS
 from .checkpoints import read_training_checkpoint
 from .metrics import write_json
-from .run_folder import (check_writable_folder, default_out_dir, describe, make_folder,
-                         write_results)
-from .run_settings import (DEFAULTS, PRESETS, build_from_args, build_scheduler,
-                           check_resume_options, check_settings, resolve_settings)
+from .run_folder import (RunFolderError, RunLock, check_writable_folder, default_out_dir,
+                         describe, make_folder, storage_faults, write_results)
+from .run_settings import (DEFAULTS, OPTIMIZERS, PRESETS, SCHEDULES, build_from_args,
+                           build_scheduler, check_resume_options, check_settings,
+                           resolve_settings)
 from .train import evaluate, fit, restore_checkpoint
 
 PROGRAM = "python -m minidense train"
@@ -64,13 +67,13 @@ def build_train_parser():
     recipe.add_argument("--epochs", type=int, help="epochs in total; with --resume, more than "
                         "the run planned extends it (its schedule is rebuilt for the new length)")
     recipe.add_argument("--batch-size", type=int)
-    recipe.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
+    recipe.add_argument("--optimizer", choices=OPTIMIZERS)
     recipe.add_argument("--lr", type=float, help="initial learning rate")
     recipe.add_argument("--momentum", type=float, help="SGD momentum")
     recipe.add_argument("--nesterov", action=argparse.BooleanOptionalAction,
                         help="Nesterov momentum (SGD)")
     recipe.add_argument("--weight-decay", type=float)
-    recipe.add_argument("--schedule", choices=["multistep", "cosine", "none"],
+    recipe.add_argument("--schedule", choices=SCHEDULES,
                         help="multistep: lr/10 at 50%% and 75%% of the epochs (paper)")
     recipe.add_argument("--seed", type=int, help="seeds weights, shuffling and augmentation")
     run = parser.add_argument_group("run")
@@ -89,6 +92,8 @@ def prepare_run(args):
     """Resolve options and the run folder; load ``last.npz`` when resuming. Returns
     (settings, out_dir, checkpoint or None). Raises UsageError for anything that cannot run."""
     checkpoint = None
+    if args.out is not None:
+        RunLock(args.out).check_free()      # another run trains there: say so first
     if args.resume:
         if args.out is None:
             raise UsageError("--resume needs --out DIR, the run folder to continue")
@@ -101,17 +106,24 @@ def prepare_run(args):
     check_settings(settings)
     out_dir = Path(settings["out"]) if settings.get("out") else default_out_dir(settings)
     check_writable_folder(out_dir)
-    if not args.resume and (out_dir / "last.npz").exists():
-        raise UsageError(f"{out_dir} already holds a run (last.npz): add --resume to continue it, "
-                         f"or choose another --out")
+    if not args.resume:
+        check_no_run_yet(out_dir)
     settings["out"] = str(out_dir)
     return settings, out_dir, checkpoint
+
+
+def check_no_run_yet(out_dir):
+    """Raise UsageError if ``out_dir`` already holds a run that a new one would overwrite."""
+    if (out_dir / "last.npz").exists():
+        raise UsageError(f"{out_dir} already holds a run (last.npz): add --resume to continue it, "
+                         f"or choose another --out")
 
 
 def continue_run(setup, settings, checkpoint, say):
     """Restore a checkpoint into the freshly built setup. A run extended to more epochs gets its
     schedule rebuilt for the new length (``say`` tells how); fewer epochs than done is an error."""
-    previous = restore_checkpoint(checkpoint, setup.model, setup.optimizer, setup.scheduler)
+    previous = restore_checkpoint(checkpoint, setup.model, setup.optimizer, setup.scheduler,
+                                  Path(settings["out"]) / "last.npz")
     done, planned, epochs = len(previous.history), checkpoint["arguments"].get("epochs"), \
         settings["epochs"]
     if epochs < done:
@@ -126,31 +138,57 @@ def continue_run(setup, settings, checkpoint, say):
 
 
 def train_main(argv=None):
-    """``python -m minidense train [options]``; returns the exit code (0, 2 usage, 130 Ctrl-C)."""
+    """``python -m minidense train [options]``; returns the exit code (0; 2 for a user error or a
+    fault of the machine; 130 after Ctrl-C, 143 after SIGTERM)."""
     try:
         args = build_train_parser().parse_args(argv)
     except SystemExit as exit_request:          # --help, or argparse already printed the error
         return exit_request.code
-    try:
-        settings, out_dir, checkpoint = prepare_run(args)
-        setup = build_from_args(settings)
-        previous = None
-        if checkpoint is not None:
-            previous = continue_run(setup, settings, checkpoint,
-                                    say=lambda text: print(text, file=sys.stderr))
-        make_folder(out_dir)
-        write_json(out_dir / "config.json", settings)
-    except UserError as error:
-        return report_user_error(PROGRAM, error)
-    if not args.quiet:
-        print(describe(setup, settings, out_dir))
-    try:
+    out_dir = None
+    with StopSignals() as stop:
+        try:
+            settings, out_dir, checkpoint = prepare_run(args)
+            return start_run(args, settings, out_dir, checkpoint)
+        except RunFolderError as error:
+            return report_user_error(PROGRAM, f"{error}{how_to_go_on(error, out_dir)}")
+        except UserError as error:
+            return report_user_error(PROGRAM, error)
+        except KeyboardInterrupt:
+            resumable = out_dir is not None and (out_dir / "last.npz").is_file()
+            hint = f"; resume with: {resume_command(out_dir)}" if resumable else ""
+            print(f"\n{stop.name}: stopped{hint}", file=sys.stderr)
+            return stop.exit_status
+
+
+def resume_command(out_dir):
+    return f"{PROGRAM} --out {out_dir} --resume"
+
+
+def how_to_go_on(error, out_dir):
+    """What follows a RunFolderError's message: the command that resumes, where there is one."""
+    if not error.resumable:
+        return ""
+    return (f", then resume with: {resume_command(out_dir)}" if error.epoch
+            else ", then start the run again")
+
+
+def start_run(args, settings, out_dir, checkpoint):
+    """Build the run, take the run folder's lock, write config.json, train; returns the exit
+    code. Nothing is written before the options, data and checkpoint have been checked."""
+    setup = build_from_args(settings)
+    previous = None
+    if checkpoint is not None:
+        previous = continue_run(setup, settings, checkpoint,
+                                say=lambda text: print(text, file=sys.stderr))
+    make_folder(out_dir)
+    with RunLock(out_dir):
+        if checkpoint is None:
+            check_no_run_yet(out_dir)       # another run may have started meanwhile
+        with storage_faults(out_dir, len(previous.history) if previous else 0):
+            write_json(out_dir / "config.json", settings)
+        if not args.quiet:
+            print(describe(setup, settings, out_dir))
         return finish_run(setup, settings, out_dir, previous, args)
-    except UserError as error:
-        return report_user_error(PROGRAM, error)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; resume with: {PROGRAM} --out {out_dir} --resume", file=sys.stderr)
-        return 130
 
 
 def finish_run(setup, settings, out_dir, previous, args):
@@ -159,16 +197,17 @@ def finish_run(setup, settings, out_dir, previous, args):
                  setup.scheduler, settings["epochs"], out_dir, resume_from=previous,
                  arguments=settings, quiet=args.quiet)
     if result.interrupted:
-        print(f"resume with: {PROGRAM} --out {out_dir} --resume", file=sys.stderr)
-        return 130
+        raise KeyboardInterrupt         # fit has said how far it got; train_main says the rest
     evaluation = result.last_evaluation or evaluate(setup.model, setup.test_loader)
-    write_results(out_dir, setup, settings, result, evaluation)
+    with signals_held(), storage_faults(out_dir, len(result.history)):
+        write_results(out_dir, setup, settings, result, evaluation)
     print(f"test accuracy {100 * evaluation['accuracy']:.2f}%  "
           f"error {100 * (1 - evaluation['accuracy']):.2f}%  "
           f"(best {100 * result.best_accuracy:.2f}%)  -> {out_dir}")
     if args.heatmap and is_densenet(setup.model):
         from .analysis.cli import write_feature_reuse
-        png, _ = write_feature_reuse(setup.model, out_dir)
+        with signals_held(), storage_faults(out_dir, len(result.history)):
+            png, _ = write_feature_reuse(setup.model, out_dir)
         print(f"Figure 5 feature-reuse heatmap: {png}")
     return 0
 

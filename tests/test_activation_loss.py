@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import minidense as md
+from conftest import REAL_GPU
 import minidense.nn as nn
 import minidense.nn.functional as F
 
@@ -154,6 +155,23 @@ def test_nll_loss_picks_the_target_entries(randt):
 def test_cross_entropy_errors(logits_shape, targets, error, match):
     with pytest.raises(error, match=match):
         F.cross_entropy(md.zeros(*logits_shape), np.array(targets))
+
+
+def test_on_a_gpu_out_of_range_targets_give_nan_without_a_host_sync(cuda):
+    """Reading targets back would stall the GPU every batch: the check happens on the device."""
+    from minidense import cupy_emulation
+    logits = md.tensor(np.zeros((3, 4)), device=cuda, requires_grad=True)
+    good, bad = md.tensor([0, 3, 1], device=cuda), md.tensor([0, 4, 1], device=cuda)
+    with cupy_emulation.counting() as counts:
+        losses = F.cross_entropy(logits, bad, reduction="none")
+        loss = F.cross_entropy(logits, good)
+    if not REAL_GPU:
+        assert counts.syncs == 0
+    values = losses.numpy()
+    assert np.isnan(values[1]) and np.allclose(values[[0, 2]], np.log(4))
+    assert loss.item() == pytest.approx(np.log(4))
+    loss.backward()
+    assert np.isfinite(logits.grad.numpy()).all()
 
 
 def test_unknown_reduction_is_refused():

@@ -73,3 +73,112 @@ def test_depth_that_does_not_fit_is_a_clear_error(tmp_path, capsys):
     assert code == 2
     error = capsys.readouterr().err
     assert "depth=11" in error and "Traceback" not in error
+
+
+# ----------------------------------------------------------------------------------------------
+# heatmap and evaluate: one line for what the user can fix
+# ----------------------------------------------------------------------------------------------
+def one_line_error(capsys, program):
+    error = capsys.readouterr().err
+    assert error.startswith(f"python -m minidense {program}: error: ") and error.count("\n") == 1
+    return error
+
+
+@pytest.fixture(scope="module")
+def resnet_files(tmp_path_factory):
+    """A ResNet's training-style checkpoint and its bare state dict."""
+    import minidense as md
+    from minidense.models import preact_resnet
+    folder = tmp_path_factory.mktemp("resnet")
+    model = preact_resnet(8, num_classes=10)
+    md.save({"model": model.state_dict(), "model_config": model.config}, folder / "ckpt.npz")
+    md.save(model.state_dict(), folder / "weights.npz")
+    return folder
+
+
+def test_heatmap_of_a_resnet_checkpoint_is_one_line(resnet_files, tmp_path, capsys):
+    from minidense.analysis.cli import heatmap_main
+    assert heatmap_main([str(resnet_files / "ckpt.npz"), "--out", str(tmp_path / "f.png")]) == 2
+    error = one_line_error(capsys, "heatmap")
+    assert f"{resnet_files / 'ckpt.npz'} holds a preact_resnet; the feature-reuse heatmap " \
+           f"(Figure 5) needs a DenseNet" in error
+    assert heatmap_main([str(resnet_files / "weights.npz"), "--out", str(tmp_path / "f.png")]) == 2
+    assert "does not look like a DenseNet state dict" in one_line_error(capsys, "heatmap")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_heatmap_out_that_is_a_folder_or_under_a_file_is_one_line(tmp_path, capsys):
+    from minidense.analysis.cli import heatmap_main
+    from minidense.pretrained import folder
+    weights = str(folder("densenet40_fashion_sample") / "weights.npz")
+    assert heatmap_main([weights, "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path} is a folder; give the file to write, e.g. --out " \
+           f"{tmp_path / 'figure5.png'}" in one_line_error(capsys, "heatmap")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    assert heatmap_main([weights, "--out", str(a_file / "f.png")]) == 2
+    assert f"lies under the file {a_file}" in one_line_error(capsys, "heatmap")
+    assert heatmap_main([weights, "--out", str(tmp_path / "new" / "f.png")]) == 0
+    assert (tmp_path / "new" / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_out_under_a_file_is_one_line(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    assert evaluate_cli.evaluate_main([str(tmp_path / "best.npz"), "--out", str(a_file / "x")]) == 2
+    assert f"lies under the file {a_file}" in one_line_error(capsys, "evaluate")
+
+
+def test_evaluate_the_shipped_weights_with_the_model_json_beside_them(tmp_path, capsys):
+    from minidense.pretrained import folder
+    weights = folder("densenet40_fashion_sample") / "weights.npz"
+    assert evaluate_cli.evaluate_main([str(weights), "--limit", "64", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{weights} on sample (64 test images): accuracy " in printed
+    counts = [line.split(",")[1:] for line in
+              (tmp_path / "confusion.csv").read_text().splitlines()[1:]]
+    assert sum(int(value) for row in counts for value in row) == 64
+
+
+def test_ctrl_c_during_evaluate_is_one_line(tmp_path, monkeypatch, capsys):
+    from minidense import evaluate_cli
+    from minidense.pretrained import folder
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_cli, "evaluate", interrupted)
+    weights = folder("densenet40_fashion_sample") / "weights.npz"
+    assert evaluate_cli.evaluate_main([str(weights), "--limit", "64", "--out",
+                                       str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "\nCtrl-C: evaluation stopped\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_a_checkpoint_whose_weights_are_not_a_dict_is_one_line(tmp_path, capsys):
+    import minidense as md
+    from minidense.models import densenet_cifar
+    model = densenet_cifar(10, 4, bottleneck=True, in_channels=1)
+    md.save({"model": [1, 2], "model_config": model.config}, tmp_path / "edited.npz")
+    assert evaluate_cli.evaluate_main([str(tmp_path / "edited.npz"), "--limit", "8"]) == 2
+    assert f"{tmp_path / 'edited.npz'} holds a list where the model's weights should be" \
+        in one_line_error(capsys, "evaluate")
+
+
+def test_ctrl_c_while_evaluate_draws_waits_for_its_files(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+    from minidense import metrics
+    from minidense.pretrained import folder
+    real_plot = metrics.plot_confusion
+
+    def plot_interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)         # Ctrl-C in the middle of the drawing
+        return real_plot(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "plot_confusion", plot_interrupted)
+    weights = folder("densenet40_fashion_sample") / "weights.npz"
+    assert evaluate_cli.evaluate_main([str(weights), "--limit", "16", "--out", str(tmp_path)]) == 130
+    assert capsys.readouterr().err.endswith("\nCtrl-C: evaluation stopped\n")
+    assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert len((tmp_path / "confusion.csv").read_text().splitlines()) == 11

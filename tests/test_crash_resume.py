@@ -1,9 +1,11 @@
 """Crashes never cost a run folder anything: the short form of tools/crash_harness.py.
 
 Training is killed (SIGKILL) while it writes the latest best.npz, while it writes last.npz, and
-at a random moment; each run is resumed and must end with the same weights, random state,
-metrics and best checkpoint as an uninterrupted run. ``python tools/crash_harness.py`` kills it
-at every write of every run file and at ten random moments.
+at a random moment; its disk fills up while it writes last.npz; each run is resumed and must end
+with the same weights, random state, metrics and best checkpoint as an uninterrupted run. A second
+run started on the folder while the first trains is refused and changes nothing.
+``python tools/crash_harness.py`` does this at every write of every run file and at ten random
+moments.
 """
 import importlib.util
 import shutil
@@ -33,9 +35,12 @@ def harness_run(tmp_path_factory):
 
 def test_killed_runs_resume_to_the_straight_run(harness_run):
     _, _, report = harness_run
-    assert len(report) == 4
+    assert len(report) == 6
     assert report[1].startswith("killed while writing best.npz")
     assert report[2].startswith("killed while writing last.npz (write 2)")
+    assert report[4] == ("disk full while writing last.npz (write 2): one line naming epoch 1, "
+                         "resumed in 1, identical")
+    assert report[5].startswith("second run refused while the first (pid ")
     assert all(line.endswith("identical") for line in report[1:])
 
 

@@ -18,7 +18,9 @@ import pytest
 from minidense.data import (CIFAR10, CIFAR100, DATASETS, MNIST, ChecksumError, DamagedFileError,
                             DatasetNotFoundError, FashionMNIST, SafeUnpickler, SampleFashionMNIST,
                             UnsafePickleError, get_dataset, read_idx)
+from minidense.data import cifar as cifar_module
 from minidense.data import download as download_module
+from minidense.errors import UserError
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                  "truck"]
@@ -30,6 +32,31 @@ SYSTEM_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 # ----------------------------------------------------------------------------------------------
 def fake_pixels(count, seed):
     return numpy.random.default_rng(seed).integers(0, 256, size=(count, 3072), dtype=numpy.uint8)
+
+
+# The archives written here carry official names but not the official MD5s; a test archive counts
+# as official for as long as it holds exactly the bytes written (MD5s in TEST_ARCHIVES).
+TEST_ARCHIVES = set()
+
+
+@pytest.fixture(autouse=True)
+def test_archives_pass_the_md5_check(monkeypatch):
+    official_check = cifar_module.check_official_archive
+
+    def check(path, md5, url):
+        try:
+            written_here = download_module.file_md5(path) in TEST_ARCHIVES
+        except OSError:         # let the real check say why it cannot read the file
+            written_here = False
+        if not written_here:
+            official_check(path, md5, url)
+
+    monkeypatch.setattr(cifar_module, "check_official_archive", check)
+
+
+def count_as_official(path):
+    TEST_ARCHIVES.add(download_module.file_md5(path))
+    return path
 
 
 def write_tree(base, folder, files, as_archive, archive_name):
@@ -47,7 +74,7 @@ def write_tree(base, folder, files, as_archive, archive_name):
             info = tarfile.TarInfo(f"{folder}/{name}")
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
-    return path
+    return count_as_official(path)
 
 
 def cifar10_python_files(per_batch=4, str_keys=False):
@@ -481,6 +508,7 @@ def test_tar_member_declaring_gigabytes_is_refused_before_reading(tmp_path):
         info = tarfile.TarInfo("cifar-10-batches-bin/data_batch_1.bin")
         info.size = 3 * 1024 ** 3
         archive.addfile(info)               # the header alone: no data follows
+    count_as_official(path)
     error, peak = peak_allocation(lambda: CIFAR10(tmp_path))
     assert "data_batch_1.bin" in str(error) and "3,221,225,472 bytes" in str(error)
     assert peak < 5_000_000
@@ -523,3 +551,83 @@ def test_cifar_labels_that_are_not_integers_are_damaged(tmp_path, labels, shown)
     write_tree(tmp_path, "cifar-10-batches-py", files, False, "cifar-10-python.tar.gz")
     with pytest.raises(DamagedFileError, match=f"data_batch_3.*should hold integers.*{shown}"):
         CIFAR10(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Permission denied is not damage; a flipped byte is; archives are the official ones
+# ----------------------------------------------------------------------------------------------
+def cifar10_binary_files():
+    files = {f"data_batch_{i}.bin": cifar_binary_records(numpy.zeros((2, 1)), fake_pixels(2, i))
+             for i in range(1, 6)}
+    files["test_batch.bin"] = cifar_binary_records(numpy.ones((2, 1)), fake_pixels(2, 6))
+    files["batches.meta.txt"] = "\n".join(CIFAR10_NAMES).encode()
+    return files
+
+
+def assert_permission_denied(error, path):
+    message = str(error)
+    assert f"cannot read {path}: Permission denied; check its permissions" in message
+    assert "damaged" not in message and "corrupted" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("as_archive, denied", [
+    (True, "cifar-10-binary.tar.gz"),
+    (False, os.path.join("cifar-10-batches-bin", "data_batch_2.bin")),
+], ids=["archive", "file-in-folder"])
+def test_permission_denied_on_cifar_files_says_so(tmp_path, monkeypatch, as_archive, denied):
+    from file_faults import deny_opening
+    write_tree(tmp_path, "cifar-10-batches-bin", cifar10_binary_files(), as_archive,
+               "cifar-10-binary.tar.gz")
+    deny_opening(monkeypatch, tmp_path / denied)
+    with pytest.raises(UserError) as info:
+        CIFAR10(tmp_path)
+    assert isinstance(info.value, OSError)
+    assert_permission_denied(info.value, tmp_path / denied)
+
+
+def test_permission_denied_on_an_mnist_file_says_so(tmp_path, monkeypatch):
+    from file_faults import deny_opening
+    write_mnist_like(tmp_path / "mnist", count=3)
+    denied = tmp_path / "mnist" / "train-labels-idx1-ubyte.gz"
+    deny_opening(monkeypatch, denied)
+    with pytest.raises(UserError) as info:
+        MNIST(tmp_path)
+    assert_permission_denied(info.value, denied)
+
+
+def flip_byte(path, offset):
+    data = bytearray(open(path, "rb").read())
+    data[offset] ^= 0x01
+    open(path, "wb").write(bytes(data))
+
+
+def test_a_flipped_byte_in_a_cifar_archive_fails_the_gzip_crc(tmp_path):
+    from minidense.data.cifar import read_members
+    path = write_tree(tmp_path, "cifar-10-batches-bin", cifar10_binary_files(), True,
+                      "cifar-10-binary.tar.gz")
+    flip_byte(path, -8)     # the stored CRC-32, checked only once the stream is read to its end
+    with pytest.raises(DamagedFileError, match="cifar-10-binary.tar.gz is damaged .*CRC check "
+                                               "failed"):
+        read_members(path, "cifar-10-batches-bin", ["data_batch_1.bin"], "the-url")
+
+
+def test_a_flipped_byte_in_an_idx_file_fails_the_gzip_crc(tmp_path):
+    path = str(tmp_path / "labels.gz")
+    write_idx(path, numpy.arange(10, dtype=numpy.uint8))
+    flip_byte(path, -8)
+    with pytest.raises(DamagedFileError, match="labels.gz is damaged .*CRC check failed"):
+        read_idx(path, 2049)
+
+
+def test_a_local_cifar_archive_needs_the_official_md5(tmp_path):
+    path = write_tree(tmp_path, "cifar-10-batches-bin", cifar10_binary_files(), True,
+                      "cifar-10-binary.tar.gz")
+    with open(path, "ab") as stream:
+        stream.write(b"\0")                  # one byte more: no longer the archive written
+    with pytest.raises(ChecksumError) as info:
+        CIFAR10(tmp_path)
+    message = str(info.value)
+    assert "cifar-10-binary.tar.gz: MD5 is " in message
+    assert "expected c32a1d4ab5d03f1284b67883e8d87530" in message
+    assert "download it again from https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz" \
+        in message

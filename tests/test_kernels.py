@@ -16,7 +16,7 @@ import pytest
 import minidense as md
 import minidense.nn.functional as F
 from minidense import kernels, optim
-from minidense.kernels import conv as fast_conv, threads
+from minidense.kernels import conv as fast_conv, cuda as gpu_kernels, threads
 from minidense.models import densenet_cifar
 from minidense.ops.conv import conv2d_backward_im2col, conv2d_forward_im2col
 
@@ -42,20 +42,22 @@ class kernel_set:
 KERNEL_SETS = ["reference", "fast"]
 
 
-def outputs_and_grads(fn, arrays, upstream_seed=7):
+def outputs_and_grads(fn, arrays, upstream_seed=7, device="cpu"):
     """fn on float64 leaves made from ``arrays``: its output and the inputs' gradients for a
     random upstream gradient."""
-    leaves = [md.tensor(a, dtype=md.float64, requires_grad=True) for a in arrays]
+    leaves = [md.tensor(a, dtype=md.float64, requires_grad=True, device=device) for a in arrays]
     out = fn(*leaves)
-    out.backward(md.tensor(np.random.default_rng(upstream_seed).standard_normal(out.shape)))
+    upstream = np.random.default_rng(upstream_seed).standard_normal(out.shape)
+    out.backward(md.tensor(upstream, device=device))
     return [out.numpy()] + [leaf.grad.numpy() for leaf in leaves]
 
 
-def assert_same_under_both_sets(fn, arrays):
+def assert_same_under_both_sets(fn, arrays, device="cpu"):
+    """The textbook set against the fast one (on a GPU: the fast set's CuPy kernels)."""
     results = {}
     for name in KERNEL_SETS:
         with kernel_set(name):
-            results[name] = outputs_and_grads(fn, arrays)
+            results[name] = outputs_and_grads(fn, arrays, device=device)
     for reference, fast in zip(results["reference"], results["fast"]):
         np.testing.assert_allclose(fast, reference, rtol=1e-12, atol=1e-12)
 
@@ -73,8 +75,9 @@ def _conv(stride, padding, bias):
 
 def _bn(training, relu):
     def norm(x, gamma, beta):
+        xp = md.backend.get_array_module(x.data)
         op = F.batch_norm_relu if relu else F.batch_norm
-        return op(x, np.zeros(4), np.full(4, 1.5), gamma, beta, training=training)
+        return op(x, xp.zeros(4), xp.full(4, 1.5), gamma, beta, training=training)
     return norm
 
 
@@ -104,6 +107,32 @@ OP_IDS = [name for name, _, _ in OPS]
 def test_fast_kernels_give_the_textbook_outputs_and_gradients(name, fn, shapes, rng):
     arrays = [rng.standard_normal(shape) * 2 + 0.5 for shape in shapes]
     assert_same_under_both_sets(fn, arrays)
+
+
+@pytest.mark.parametrize("name, fn, shapes", OPS, ids=OP_IDS)
+def test_gpu_kernels_give_the_textbook_outputs_and_gradients(name, fn, shapes, rng, cuda):
+    """kernels/cuda.py against the textbook, on CuPy arrays (the CPU emulation without a GPU)."""
+    arrays = [rng.standard_normal(shape) * 2 + 0.5 for shape in shapes]
+    assert_same_under_both_sets(fn, arrays, device=cuda)
+
+
+@pytest.mark.parametrize("options", [dict(momentum=0.9, nesterov=True, weight_decay=1e-4),
+                                     dict(momentum=0.9), dict(momentum=0.5, dampening=0.1),
+                                     dict(weight_decay=0.01), dict()],
+                         ids=["nesterov", "momentum", "dampening", "plain-decay", "plain"])
+def test_the_fused_gpu_sgd_update_follows_the_textbook_rule(options, rng, cuda):
+    start = rng.standard_normal((3, 4))
+    grads = [rng.standard_normal((3, 4)) for _ in range(3)]
+    results = {}
+    for name in KERNEL_SETS:
+        with md.use_kernels(name):
+            param = md.nn.Parameter(md.tensor(start, dtype=md.float64, device=cuda))
+            opt = optim.SGD([param], lr=0.1, **options)
+            for grad in grads:
+                param.grad = md.tensor(grad, device=cuda)
+                opt.step()
+            results[name] = param.numpy()
+    np.testing.assert_allclose(results["fast"], results["reference"], rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("kernels_used", KERNEL_SETS)
@@ -210,7 +239,9 @@ def test_a_kernel_for_one_array_module_comes_first_for_its_arrays(monkeypatch, c
     on_cpu = np.zeros((1, 1, 3, 3))
     on_gpu = md.zeros(1, 1, 3, 3, device=cuda).data
     assert kernels.kernel("conv2d_forward", on_cpu) is numpy_only
-    assert kernels.kernel("conv2d_forward", on_gpu) is fast_conv.conv2d_forward
+    assert kernels.kernel("conv2d_forward", on_gpu) is gpu_kernels.conv2d_forward
+    monkeypatch.delitem(kernels._fast, ("conv2d_forward", "cupy"))
+    assert kernels.kernel("conv2d_forward", on_gpu) is fast_conv.conv2d_forward   # for any module
     with md.use_kernels("reference"):
         assert kernels.kernel("conv2d_forward", on_cpu) is conv2d_forward_im2col
 
@@ -229,7 +260,7 @@ def test_a_task_that_forbids_an_op_forbids_every_kernel_of_it(monkeypatch):
     from minidense.grading.testing import is_forbidden
     family = {"conv2d": lists.CONV2D, "batch": lists.BATCH_NORM, "scale_shift": lists.BATCH_NORM,
               "shared_batch_statistics": lists.BATCH_NORM, "avg_pool2d": lists.POOLING,
-              "concatenate": lists.CONCAT}
+              "concatenate": lists.CONCAT, "sgd": lists.OPTIMIZERS}
     kernels.known_kernels()                                  # every fast kernel registered
     registered = list(kernels._textbook.items()) + [(name, f) for (name, _), f in kernels._fast.items()]
     checked = 0

@@ -273,3 +273,146 @@ def test_load_state_dict_with_a_bad_entry_changes_nothing():
         model.load_state_dict(state)
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+# ----------------------------------------------------------------------------------------------
+# A file that cannot be read is not a damaged one; flags md.save never sets are refused
+# ----------------------------------------------------------------------------------------------
+def test_permission_denied_is_said_as_such(tmp_path, monkeypatch):
+    from file_faults import deny_opening
+    from minidense.errors import FileAccessError
+    path = tmp_path / "last.npz"
+    md.save({"w": np.ones(2)}, path)
+    deny_opening(monkeypatch, path)
+    with pytest.raises(FileAccessError) as info:
+        md.load(path)
+    assert str(info.value) == (f"cannot read {path}: Permission denied; check its permissions "
+                               f"(ls -l) or use a file you own")
+    assert isinstance(info.value, OSError) and info.value.errno == 13
+
+
+def set_zip_flag(path, bit):
+    """Set a general-purpose flag bit of every member, in the local and the central headers."""
+    data = bytearray(path.read_bytes())
+    for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = data.find(signature)
+        while start != -1:
+            data[start + flags_at] |= bit
+            start = data.find(signature, start + 4)
+    path.write_bytes(bytes(data))
+
+
+def test_a_member_marked_encrypted_is_one_checkpoint_error(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    md.save({"w": np.ones(2)}, path)
+    set_zip_flag(path, 0x01)
+    with pytest.raises(serialization.CheckpointError, match="member '.*' is marked as encrypted, "
+                                                            "which md.save never writes"):
+        md.load(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fuzzing: a damaged or edited checkpoint loads what was saved, or is refused in one UserError
+# ----------------------------------------------------------------------------------------------
+def tiny_training_state():
+    """A model, optimizer and schedule after one step, and their checkpoint."""
+    from minidense import optim
+    from minidense.checkpoints import make_checkpoint
+    from minidense.run_folder import METRIC_COLUMNS
+    md.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    model.config = {"name": "tiny"}
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=3)
+    model(md.randn(5, 3)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    history = [{name: 0.5 for name in METRIC_COLUMNS} | {"epoch": 1}]
+    checkpoint = make_checkpoint(model, optimizer, scheduler, 1, 0.5, history, {"lr": 0.1})
+    return model, optimizer, scheduler, checkpoint
+
+
+def same_content(a, b):
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and np.array_equal(a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and list(a) == list(b) and all(same_content(a[k], b[k])
+                                                                  for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same_content, a, b))
+    return type(a) is type(b) and a == b
+
+
+def test_fuzzed_checkpoint_bytes_load_identically_or_are_refused(tmp_path):
+    import random
+    from minidense.checkpoints import read_training_checkpoint
+    from minidense.errors import UserError
+    original = tmp_path / "last.npz"
+    md.save(tiny_training_state()[3], original)
+    data, expected = original.read_bytes(), md.load(original)
+    generator, outcomes = random.Random(0), {"identical": 0, "refused": 0}
+    for case in range(300):
+        damaged = bytearray(data)
+        kind = case % 4
+        if kind == 0:                                   # bit flips
+            for _ in range(generator.randint(1, 3)):
+                damaged[generator.randrange(len(damaged))] ^= 1 << generator.randrange(8)
+        elif kind == 1:                                 # truncation
+            damaged = damaged[:generator.randrange(len(damaged))]
+        elif kind == 2:                                 # bytes appended
+            damaged += generator.randbytes(generator.randint(1, 64))
+        else:                                           # one byte set to anything
+            damaged[generator.randrange(len(damaged))] = generator.randrange(256)
+        path = tmp_path / "fuzzed.npz"
+        path.write_bytes(bytes(damaged))
+        try:
+            loaded = read_training_checkpoint(path)
+        except UserError as error:
+            assert "\n" not in str(error)
+            outcomes["refused"] += 1
+        else:
+            assert same_content(loaded, expected), f"case {case} loaded other values"
+            outcomes["identical"] += 1
+    assert outcomes["refused"] > 150 and sum(outcomes.values()) == 300
+
+
+def test_fuzzed_checkpoint_values_restore_or_are_refused():
+    import copy
+    import random
+    from minidense.checkpoints import check_training_state, restore_state
+    from minidense.errors import UserError
+    checkpoint = tiny_training_state()[3]
+    paths = []
+
+    def collect(node, path):
+        if path:
+            paths.append(path)
+        items = node.items() if isinstance(node, dict) else (
+            enumerate(node) if isinstance(node, list) else ())
+        for key, value in items:
+            collect(value, path + (key,))
+
+    collect(checkpoint, ())
+    replacements = ["0.1", "x", None, -1, 2 ** 70, [], [1, 2], {}, {"a": 1}, float("nan"),
+                    float("inf"), True, 1.5, 0, np.zeros(3), np.array(["a"])]
+    generator, refused = random.Random(0), 0
+    for case in range(300):
+        edited = copy.deepcopy(checkpoint)
+        *parents, last = generator.choice(paths)
+        entry = edited
+        for key in parents:
+            entry = entry[key]
+        entry[last] = generator.choice(replacements)
+        model, optimizer, scheduler, _ = tiny_training_state()
+        try:
+            check_training_state(edited)
+            restore_state(edited, model, optimizer, scheduler)
+        except UserError as error:
+            assert "\n" not in str(error)
+            refused += 1
+            continue
+        model(md.randn(5, 3)).sum().backward()          # what was accepted trains
+        optimizer.step()
+        scheduler.step()
+    assert refused > 200

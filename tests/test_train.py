@@ -41,15 +41,15 @@ def straight_run(tmp_path_factory):
     """A finished two-epoch run, plus the loss of its very first training batch."""
     run_dir = tmp_path_factory.mktemp("straight") / "run"
     losses = []
-    original_step = train.train_step
+    original_step = train.step_on_device
 
     def recording_step(*args):
         loss, correct = original_step(*args)
-        losses.append(loss)
+        losses.append(float(loss))
         return loss, correct
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train, "train_step", recording_step)
+        patch.setattr(train, "step_on_device", recording_step)
         code = train_cli.train_main(TINY_RUN + ["--out", str(run_dir)])
     assert code == 0
     return run_dir, losses[0]
@@ -111,7 +111,7 @@ def test_ctrl_c_keeps_the_last_epoch_and_resume_matches_a_straight_run(straight_
                                                                        monkeypatch, capsys):
     straight_dir, _ = straight_run
     run_dir = tmp_path / "run"
-    original_step = train.train_step
+    original_step = train.step_on_device
     calls = []
 
     def interrupted_step(*args):
@@ -120,7 +120,7 @@ def test_ctrl_c_keeps_the_last_epoch_and_resume_matches_a_straight_run(straight_
             raise KeyboardInterrupt
         return original_step(*args)
 
-    monkeypatch.setattr(train, "train_step", interrupted_step)
+    monkeypatch.setattr(train, "step_on_device", interrupted_step)
     assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 130
     message = capsys.readouterr().err
     assert "1 of 2 epochs finished" in message and "--resume" in message
@@ -129,7 +129,7 @@ def test_ctrl_c_keeps_the_last_epoch_and_resume_matches_a_straight_run(straight_
     assert not (run_dir / "results.json").exists()
     assert leftover_temporary_files(run_dir) == []
 
-    monkeypatch.setattr(train, "train_step", original_step)
+    monkeypatch.setattr(train, "step_on_device", original_step)
     assert train_cli.train_main(["--out", str(run_dir), "--resume", "--quiet"]) == 0
     assert deterministic_columns(read_metrics(run_dir)) == \
         deterministic_columns(read_metrics(straight_dir))
@@ -349,14 +349,14 @@ def test_heatmap_of_a_truncated_checkpoint_is_one_line(straight_run, tmp_path, c
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch,
                                                                      capsys):
     run_dir = tmp_path / "run"
-    original_step, calls = train.train_step, []
+    original_step, calls = train.step_on_device, []
 
     def diverging_step(*args):
         calls.append(1)
         loss, correct = original_step(*args)
-        return (float("nan") if len(calls) == 6 else loss), correct   # epoch 2, batch 2
+        return (np.asarray(float("nan")) if len(calls) == 6 else loss), correct  # epoch 2, batch 2
 
-    monkeypatch.setattr(train, "train_step", diverging_step)
+    monkeypatch.setattr(train, "step_on_device", diverging_step)
     assert train_cli.train_main(TINY_RUN + ["--out", str(run_dir)]) == 2
     error = one_line_error(capsys)
     assert "the loss became nan at epoch 2, batch 2 of 4 (lr 0.05)" in error

@@ -1,5 +1,6 @@
-"""Kill training at random moments and in the middle of each file write, resume, and check that
-the run folder ends exactly as an uninterrupted run's.
+"""Kill training at random moments and in the middle of each file write, fill the disk, start a
+second run on the same folder; resume, and check that the run folder ends exactly as an
+uninterrupted run's.
 
     python tools/crash_harness.py                 # every write of every run file, 10 random kills
     python tools/crash_harness.py --quick         # two checkpoint writes, 1 random kill
@@ -13,8 +14,14 @@ resumed (``--resume`` once a ``last.npz`` exists) until it finishes; then its fo
 with the uninterrupted run's: the same weights, random state and per-epoch numbers in
 ``last.npz``, a ``best.npz`` holding the epoch that the metrics call best, no temporary files left,
 strict JSON. POSIX only (SIGKILL).
+
+Two more faults: a full disk, where the chosen write fails with ENOSPC (the child must exit with
+status 2 and one line naming the epoch that ``last.npz`` holds and the ``--resume`` command), and
+a concurrent run, where a second training on the same folder while the first trains must be
+refused in one line naming the first run's pid and must leave nothing of its own behind.
 """
 import argparse
+import errno
 import json
 import os
 import random
@@ -37,9 +44,10 @@ WRITES_LOG = "writes.log"   # the child of a straight run lists the files it ren
 
 
 def child_main(argv):
-    """In the child: ``[target, nth, *train args]``; SIGKILL at the nth rename onto ``target``
-    (target '-' kills nothing and logs every rename into the run folder's parent)."""
-    target, nth, train_args = argv[0], int(argv[1]), argv[2:]
+    """In the child: ``[fault, target, nth, *train args]``; at the nth rename onto ``target``,
+    fault 'kill' sends SIGKILL, 'full' fails as a full disk does (target '-' does neither and
+    logs every rename into the run folder's parent)."""
+    fault, target, nth, train_args = argv[0], argv[1], int(argv[2]), argv[3:]
     real_replace, seen = os.replace, []
 
     def replace(source, destination):
@@ -48,6 +56,8 @@ def child_main(argv):
         if target == "-":
             with open(Path(destination).parent.parent / WRITES_LOG, "a") as log:
                 log.write(name + "\n")
+        elif name == target and seen.count(name) == nth and fault == "full":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(destination))
         elif name == target and seen.count(name) == nth:
             os.truncate(source, os.path.getsize(source) // 2)    # half written, then gone
             os.kill(os.getpid(), signal.SIGKILL)
@@ -58,10 +68,10 @@ def child_main(argv):
     return train_main(train_args)
 
 
-def start_child(run_dir, target="-", nth=0, extra=()):
+def start_child(run_dir, target="-", nth=0, extra=(), fault="kill"):
     """Start a training child; ``--resume`` is added when the folder holds a last.npz."""
     resume = ["--resume"] if (Path(run_dir) / "last.npz").exists() else []
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", target, str(nth),
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", fault, target, str(nth),
                *TINY_RUN, *extra, "--out", str(run_dir), *resume]
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
@@ -107,6 +117,55 @@ def kill_while_writing(work, straight_dir, target, nth, extra=()):
     processes = finish(run_dir, extra)
     compare_runs(run_dir, straight_dir)
     return f"killed while writing {target} (write {nth}): resumed in {processes}, identical"
+
+
+def fill_disk_while_writing(work, straight_dir, target, nth, extra=()):
+    """Fail the nth write of ``target`` as a full disk does; the run must stop in one line naming
+    the epoch last.npz holds and how to resume; resume it to the end and compare."""
+    from minidense import load
+    run_dir = work / f"full-{target}-{nth}" / "run"
+    run_dir.parent.mkdir(parents=True)
+    child = start_child(run_dir, target, nth, extra, fault="full")
+    _, error = child.communicate(timeout=600)
+    kept = load(run_dir / "last.npz")["epoch"] if (run_dir / "last.npz").exists() else 0
+    expected = (f"last.npz holds epoch {kept}; free some disk space, then resume with: "
+                f"python -m minidense train --out {run_dir} --resume" if kept
+                else "no epoch was saved; free some disk space, then start the run again")
+    if child.returncode != 2 or error.count("\n") != 1 or expected not in error \
+            or "No space left on device" not in error:
+        raise AssertionError(f"a full disk at write {nth} of {target} gave exit "
+                             f"{child.returncode} and {error.strip()!r}; expected one line "
+                             f"with {expected!r}")
+    processes = finish(run_dir, extra)
+    compare_runs(run_dir, straight_dir)
+    named = f"naming epoch {kept}" if kept else "saying no epoch was saved"
+    return (f"disk full while writing {target} (write {nth}): one line {named}, resumed in "
+            f"{processes}, identical")
+
+
+def second_run_on_the_same_folder(work, straight_dir, extra=()):
+    """Start a second run (another seed) on a folder while the first trains: it must be refused
+    in one line naming the first's pid, and the first must end as the straight run."""
+    run_dir = work / "concurrent" / "run"
+    run_dir.parent.mkdir(parents=True)
+    first = start_child(run_dir, extra=extra)
+    lock = run_dir / ".lock"
+    deadline = time.monotonic() + 300
+    while f'"pid": {first.pid}' not in (lock.read_text() if lock.exists() else ""):
+        if first.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"the first run never held the lock (exit {first.returncode})")
+        time.sleep(0.05)
+    second = start_child(run_dir, extra=[*extra, "--seed", "7"])
+    _, second_error = second.communicate(timeout=600)
+    _, first_error = first.communicate(timeout=600)
+    if first.returncode != 0:
+        raise AssertionError(f"the first run failed: {first_error.strip()}")
+    if second.returncode != 2 or f"in use by another training run (pid {first.pid}" \
+            not in second_error or second_error.count("\n") != 1:
+        raise AssertionError(f"the second run gave exit {second.returncode} and "
+                             f"{second_error.strip()!r}")
+    compare_runs(run_dir, straight_dir)
+    return f"second run refused while the first (pid {first.pid}) trained; the first identical"
 
 
 def kill_at_random(work, straight_dir, seconds, generator, index, extra=()):
@@ -160,7 +219,8 @@ def reject_constant(name):
 
 def run(work, quick=False, random_kills=None, seed=0, extra=(), say=None):
     """The whole harness in ``work``; returns the report lines (each also passed to ``say`` as it
-    comes). ``quick``: two checkpoint writes and one random kill (the form the test suite runs)."""
+    comes). ``quick``: two checkpoint writes, one random kill, a full disk at the second
+    last.npz write and a concurrent run (the form the test suite runs)."""
     work = Path(work)
     generator = random.Random(seed)
     straight_dir, seconds, writes = straight_run(work, extra)
@@ -175,6 +235,10 @@ def run(work, quick=False, random_kills=None, seed=0, extra=(), say=None):
         report.append(kill_while_writing(work, straight_dir, name, nth, extra))
     for index in range(random_kills if random_kills is not None else (1 if quick else 10)):
         report.append(kill_at_random(work, straight_dir, seconds, generator, index, extra))
+    full_disk = [("last.npz", 2)] if quick else targets
+    for name, nth in full_disk:
+        report.append(fill_disk_while_writing(work, straight_dir, name, nth, extra))
+    report.append(second_run_on_the_same_folder(work, straight_dir, extra))
     return report
 
 

@@ -10,7 +10,10 @@ Both official formats are read, as the ``.tar.gz`` archive or its extracted fold
   pickle itself (its bytes must be in the file).
 
 No member is read when its size exceeds ``MAX_MEMBER_BYTES``, a little more than the largest
-official one, so a forged archive cannot make the reader allocate gigabytes.
+official one, so a forged archive cannot make the reader allocate gigabytes. An archive with an
+official name must have the official MD5, and it is read to the end of its gzip stream so that
+gzip's CRC is checked too; a file the system will not let us read is a FileAccessError, not a
+damaged file.
 
 The binary format needs no pickle at all, so it is preferred when both are present and it is what
 ``download=True`` fetches.
@@ -26,10 +29,10 @@ from collections import namedtuple
 
 import numpy
 
-from ..errors import UserError
+from ..errors import UserError, file_access_error, file_access_errors, is_access_error
 from .base import ArrayDataset
-from .download import (DamagedFileError, damaged_file_error, default_root, fetch,
-                       missing_file_error)
+from .download import (ChecksumError, DamagedFileError, damaged_file_error, default_root, fetch,
+                       missing_file_error, verify_md5)
 
 try:  # NumPy >= 2 moved the module; pickles name whichever NumPy wrote them
     from numpy._core.multiarray import _reconstruct
@@ -41,6 +44,9 @@ PIXELS_PER_IMAGE = 3 * 32 * 32
 # The largest official member is CIFAR-100's python 'train' pickle (about 155 MB); binary
 # 'train.bin' is 50,000 records of 3,074 bytes = 153.7 MB.
 MAX_MEMBER_BYTES = 160 * 1024 * 1024
+# The official archives end with zero blocks after the tar end marker (10 KiB records); more than
+# this after it is not an official archive.
+MAX_ARCHIVE_TAIL_BYTES = 1024 * 1024
 
 
 class UnsafePickleError(UserError, pickle.UnpicklingError):
@@ -125,7 +131,7 @@ def read_members(path, folder, names, url):
             if not os.path.isfile(member):
                 raise damaged_file_error(path, url, f"{name} is missing from the folder")
             check_member_size(member, os.path.getsize(member), url)
-            with open(member, "rb") as stream:
+            with file_access_errors(member), open(member, "rb") as stream:
                 found[name] = stream.read()
         return found
     wanted = {f"{folder}/{name}": name for name in names}
@@ -137,7 +143,10 @@ def read_members(path, folder, names, url):
                 if name is not None and member.isfile():
                     check_member_size(f"{path}:{member.name}", member.size, url)
                     found[name] = archive.extractfile(member).read()
+            read_to_the_end(archive.fileobj, path, url)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        if is_access_error(exc):
+            raise file_access_error(path, exc) from exc
         raise damaged_file_error(path, url, f"truncated or corrupted archive: {exc}") from exc
     missing = [f"{folder}/{name}" for name in names if name not in found]
     if missing:
@@ -145,11 +154,33 @@ def read_members(path, folder, names, url):
     return found
 
 
+def read_to_the_end(gzip_stream, path, url, chunk_size=1 << 16):
+    """Read what follows the tar end marker up to the end of the gzip stream, where gzip checks
+    its CRC (a flipped byte anywhere raises BadGzipFile); refuse a long tail without reading it
+    all."""
+    tail = 0
+    for chunk in iter(lambda: gzip_stream.read(chunk_size), b""):
+        tail += len(chunk)
+        if tail > MAX_ARCHIVE_TAIL_BYTES:
+            raise damaged_file_error(path, url, f"more than {MAX_ARCHIVE_TAIL_BYTES:,} bytes "
+                                                f"follow the end of the tar archive")
+
+
 def check_member_size(where, size, url):
     """Refuse a member larger than any official CIFAR file, before reading it."""
     if size > MAX_MEMBER_BYTES:
         raise damaged_file_error(where, url, f"it declares {size:,} bytes, more than any official "
                                  f"CIFAR file ({MAX_MEMBER_BYTES:,} bytes at most)")
+
+
+def check_official_archive(path, md5, url):
+    """Raise DamagedFileError (a ChecksumError) unless the archive has the official MD5."""
+    try:
+        verify_md5(path, md5)
+    except ChecksumError as error:
+        raise ChecksumError(f"{error}. Delete it and download it again from {url}.") from None
+    except OSError as exc:
+        raise file_access_error(path, exc) from exc
 
 
 class _CIFAR(ArrayDataset):
@@ -198,6 +229,8 @@ class _CIFAR(ArrayDataset):
                 candidates.append(root)  # root is the extracted folder itself
             for path in candidates:
                 if os.path.exists(path):
+                    if path.endswith(fmt.archive):
+                        check_official_archive(path, fmt.md5, CIFAR_URL + fmt.archive)
                     return fmt, path
         preferred = self.FORMATS[0]
         if download:

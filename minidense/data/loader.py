@@ -1,5 +1,6 @@
 """DataLoader: mini-batches of (images, labels) Tensors, shuffled by the run's seeded generator."""
 import math
+import numbers
 
 import numpy
 
@@ -29,15 +30,13 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size=64, shuffle=False, drop_last=False, transform=None,
                  device="cpu", limit=None, seed=None, generator=None):
-        if batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        check_count("batch_size", batch_size)
         if seed is not None and generator is not None:
             raise ValueError("DataLoader: pass either seed or generator, not both")
         self.dataset = dataset
         self.images, self.labels = whole_arrays(dataset)
         if limit is not None:
-            if limit < 1:
-                raise ValueError(f"DataLoader: limit must be >= 1, got {limit}")
+            check_count("limit", limit)
             self.images, self.labels = self.images[:limit], self.labels[:limit]
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -85,6 +84,14 @@ class DataLoader:
                 f"samples={self.num_samples}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device!r}, "
                 f"transform={self.transform!r})")
+
+
+def check_count(name, value):
+    """Raise ValueError unless ``value`` is a whole number of at least 1 (as PyTorch's
+    DataLoader does for batch_size): 2.5 images per batch has no meaning."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"DataLoader: {name} must be a whole number of at least 1, got "
+                         f"{value!r}")
 
 
 def whole_arrays(dataset):

@@ -15,6 +15,7 @@ import zlib
 
 import numpy
 
+from ..errors import file_access_error, is_access_error
 from .base import ArrayDataset, pad_images, padded_statistics
 from .download import damaged_file_error, default_root, fetch, missing_file_error
 
@@ -27,7 +28,9 @@ def read_idx(path, expected_magic=None, url=None):
 
     The header is checked before the data is read: its promised size must fit what the file can
     hold (for a ``.gz`` file, what DEFLATE can inflate from its size), and no more than the
-    promised bytes are ever inflated.
+    promised bytes are ever inflated. Reading one byte past them reaches the end of a gzip
+    stream, where its CRC is checked. A file the system will not let us read is a
+    FileAccessError, not a damaged file.
     """
     try:
         with (gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")) as stream:
@@ -40,6 +43,8 @@ def read_idx(path, expected_magic=None, url=None):
                                                     f"{os.path.getsize(path):,} bytes can hold")
             data = stream.read(expected_size + 1)     # one byte more reveals trailing data
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        if is_access_error(exc):
+            raise file_access_error(path, exc) from exc
         raise damaged_file_error(path, url, f"truncated or corrupted gzip data: {exc}") from exc
     if len(data) != expected_size:
         found = (f"more than {expected_size:,}" if len(data) > expected_size

@@ -29,7 +29,7 @@ import importlib
 import os
 
 KERNEL_SETS = ("fast", "reference")
-FAST_MODULES = ("arithmetic", "concat", "conv", "normalization", "pooling")   # files of this package
+FAST_MODULES = ("arithmetic", "concat", "conv", "normalization", "pooling", "cuda")  # this package
 
 _textbook = {}        # name -> the textbook kernel
 _fast = {}            # (name, array module name or None for any) -> a fast kernel
@@ -99,7 +99,8 @@ class use_kernels:
 
     def __init__(self, name):
         global _active
-        self.previous, _active = _active, _checked(name, "use_kernels")
+        self.name = _checked(name, "use_kernels")
+        self.previous, _active = _active, self.name
 
     def __enter__(self):
         return self
@@ -107,6 +108,9 @@ class use_kernels:
     def __exit__(self, *exc):
         global _active
         _active = self.previous
+
+    def __repr__(self):
+        return f"use_kernels({self.name!r})"
 
 
 def _array_module_name(arrays):

@@ -25,6 +25,16 @@ def _compact(pair):
     return pair[0] if pair[0] == pair[1] else pair
 
 
+def check_same_dtype(layer, x, **parameters):
+    """One rule for every layer, as for Conv2d and BatchNorm2d: input and parameters share one
+    dtype (float64 input to a float32 layer is refused, not silently promoted)."""
+    for name, parameter in parameters.items():
+        if parameter is not None and parameter.dtype != x.dtype:
+            raise TypeError(f"{layer.describe()}: input is {x.dtype} but {name} is "
+                            f"{parameter.dtype}; convert one of them (x.float() or "
+                            f"layer.to(x.dtype)) so both match")
+
+
 def _new_parameter(*shape):
     return Parameter(creation.zeros(*shape, dtype=numpy.float32))
 
@@ -146,6 +156,7 @@ class Linear(Module):
             raise ShapeError(f"{self.describe()}: expected input whose last dimension is "
                              f"{self.in_features}, got shape {tuple(x.shape)}; flatten feature "
                              f"maps first (nn.Flatten() or nn.AdaptiveAvgPool2d(1) + Flatten)")
+        check_same_dtype(self, x, weight=self.weight, bias=self.bias)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):

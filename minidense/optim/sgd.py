@@ -11,7 +11,24 @@ Nesterov, weight decay 1e-4)::
 
 With ``momentum=0`` it is plain gradient descent: ``p = p - lr * (grad + weight_decay * p)``.
 """
+from ..kernels import kernel, textbook_kernel
 from .optimizer import Optimizer
+
+
+@textbook_kernel("sgd_update")
+def sgd_update_arrays(param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
+    """The rule above on arrays: ``param`` and the momentum buffer kept in ``state`` change in
+    place. (On a GPU, kernels/cuda.py does the same in one fused kernel.)"""
+    g = grad + weight_decay * param if weight_decay != 0 else grad
+    if momentum != 0:
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = g.copy()
+        else:
+            buf *= momentum
+            buf += (1 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+    param -= lr * g
 
 
 class SGD(Optimizer):
@@ -28,14 +45,6 @@ class SGD(Optimizer):
                              f"got momentum={group['momentum']}, dampening={group['dampening']}")
 
     def update(self, param, grad, state, group):
-        g = grad + group["weight_decay"] * param.data if group["weight_decay"] != 0 else grad
-        momentum = group["momentum"]
-        if momentum != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = g.copy()
-            else:
-                buf *= momentum
-                buf += (1 - group["dampening"]) * g
-            g = g + momentum * buf if group["nesterov"] else buf
-        param.data -= group["lr"] * g
+        kernel("sgd_update", param.data)(param.data, grad, state, group["lr"], group["momentum"],
+                                         group["dampening"], group["nesterov"],
+                                         group["weight_decay"])
