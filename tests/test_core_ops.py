@@ -148,8 +148,11 @@ def test_repeated_index_adds_gradients():
 
 def test_cat_split_stack(randt):
     a, b, c = randt(2, 1, 3), randt(2, 4, 3), randt(2, 2, 3)
-    y = md.cat([a, b, c])                     # default axis=1: channels
+    y = md.cat([a, b, c], axis=1)             # DenseNet's channel axis
     assert y.shape == (2, 7, 3)
+    assert md.cat([a, a]).shape == (4, 1, 3)  # the default axis is 0, as in NumPy and PyTorch
+    assert md.split(y, [1, 4, 2], dim=1)[1].shape == (2, 4, 3)      # PyTorch's dim alias
+    assert md.stack([a, a], dim=1).shape == (2, 2, 1, 3)
     np.testing.assert_array_equal(y.numpy(), np.concatenate([a.numpy(), b.numpy(), c.numpy()], 1))
     assert md.gradcheck(lambda p, q, r: md.cat([p, q, r], dim=1), (a, b, c))
     assert md.gradgradcheck(lambda p, q: md.cat([p, q], axis=1) ** 2, (a, b))
@@ -161,7 +164,7 @@ def test_cat_split_stack(randt):
     assert s.shape == (2, 2, 1, 3)
     assert md.gradcheck(lambda p, q: md.stack([p, q], axis=0), (b, randt(2, 4, 3)))
     with pytest.raises(ValueError, match=r"cat: along axis 1.*\(2, 1, 3\), \(3, 4, 3\)"):
-        md.cat([a, md.ones(3, 4, 3, dtype=md.float64, device=a.device)])
+        md.cat([a, md.ones(3, 4, 3, dtype=md.float64, device=a.device)], axis=1)
     with pytest.raises(ValueError, match="split: sizes"):
         md.split(y, [3, 3], axis=1)
 

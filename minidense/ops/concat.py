@@ -46,13 +46,13 @@ class Cat(Function):
         return split(gy, sizes, axis=self.axis)
 
 
-def cat(tensors, axis=1, dim=None):
-    """Concatenate along ``axis`` (default 1, the channel axis of NCHW, which is what DenseNet
-    joins; note torch.cat's default is 0)."""
+def cat(tensors, axis=None, dim=None):
+    """Concatenate along ``axis`` (default 0, as numpy.concatenate and torch.cat; DenseNet joins
+    the channels of NCHW tensors, so its code passes ``axis=1``)."""
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: needs at least one tensor")
-    return Cat(normalize_axis(axis, dim))(*tensors)
+    return Cat(_axis_or_zero(axis, dim))(*tensors)
 
 
 class Split(Function):
@@ -76,9 +76,9 @@ class Split(Function):
         return cat(grads, axis=self.axis)
 
 
-def split(x, split_size_or_sections, axis=0, dim=None):
+def split(x, split_size_or_sections, axis=None, dim=None):
     """Split into chunks of ``split_size`` or into pieces of the listed sizes (torch.split)."""
-    axis = normalize_axis(axis, dim)
+    axis = _axis_or_zero(axis, dim)
     length = x.shape[axis]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
@@ -108,5 +108,11 @@ class Stack(Function):
         return tuple(getitem(gy, head + (i,)) for i in range(len(self.input_shapes)))
 
 
-def stack(tensors, axis=0, dim=None):
-    return Stack(normalize_axis(axis, dim))(*list(tensors))
+def stack(tensors, axis=None, dim=None):
+    return Stack(_axis_or_zero(axis, dim))(*list(tensors))
+
+
+def _axis_or_zero(axis, dim):
+    """``axis`` or its PyTorch alias ``dim``; 0 when neither is given (NumPy's and PyTorch's default)."""
+    axis = normalize_axis(axis, dim)
+    return 0 if axis is None else axis
