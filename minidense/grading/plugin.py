@@ -63,7 +63,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     if call.excinfo is not None:
         message = str(call.excinfo.value).strip()
-        if isinstance(call.excinfo.value, (StudentCodeError, WorkerEnded)):
+        if isinstance(call.excinfo.value, (StudentCodeError, WorkerEnded, testing.BudgetSpent)):
             outcome.get_result().exception_summary = message     # the student's own exception
         else:
             outcome.get_result().exception_summary = (f"{call.excinfo.typename}: {message}"
@@ -116,15 +116,26 @@ class ProgressRecorder:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_setup(self, item):
+        """A test that starts after the submission's time budget fails at once, with that
+        reason, before any fixture runs."""
+        if testing.clock.budget_spent():
+            raise testing.BudgetSpent(testing.clock.budget_message())
         testing.clock.start(self.timeout)
-        with _time_limit(self.timeout, extra=STARTUP_SECONDS):
+        with _time_limit(self._limit()):
             yield
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item):
         testing.clock.start(self.timeout)
-        with _time_limit(self.timeout, extra=STARTUP_SECONDS):
+        with _time_limit(self._limit()):
             yield
+
+    def _limit(self):
+        """The backstop for one phase: the test's time plus a worker's start-up, never past the
+        budget's end (and a second to spare, so the clock's own timeout speaks first)."""
+        if self.timeout <= 0:
+            return 0
+        return max(0.5, min(self.timeout + STARTUP_SECONDS, testing.clock.budget_left() + 1))
 
 
 def _output(report):
@@ -138,20 +149,20 @@ def _output(report):
 
 
 class _time_limit:
-    """Raise TimeLimitExceeded in the main thread after ``seconds`` (+ ``extra``, the time a
-    worker may take to start; no-op without SIGALRM)."""
+    """Raise TimeLimitExceeded in the main thread after ``seconds`` (no-op without SIGALRM)."""
 
-    def __init__(self, seconds, extra=0.0):
+    def __init__(self, seconds):
         self.seconds = seconds if hasattr(signal, "setitimer") else 0
-        self.extra = extra
 
     def _expire(self, signum, frame):
+        if testing.clock.budget_spent():
+            raise testing.BudgetSpent(testing.clock.budget_message())
         raise testing.TimeLimitExceeded(f"timed out after {self.seconds:g} s")
 
     def __enter__(self):
         if self.seconds > 0:
             self.previous = signal.signal(signal.SIGALRM, self._expire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds + self.extra)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
 
     def __exit__(self, *exc):
         if self.seconds > 0:

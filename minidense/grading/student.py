@@ -75,9 +75,10 @@ class Session:
                              self.limits)
         self.output_read = 0
         try:
-            ready = self.worker.start(deadline)
+            ready = self.worker.start(deadline, time.monotonic() + self.clock.budget_left())
         except TimeoutError:
-            self.load_failure = "loading the module took longer than the time limit"
+            if not self.clock.budget_spent():
+                self.load_failure = "loading the module took longer than the time limit"
             raise
         except EOFError:
             code = self.worker.exit_code()
@@ -120,10 +121,23 @@ class Session:
 
 
 class TestClock:
-    """The current test's deadline, set by the grading plugin (a generous default otherwise)."""
+    """The current test's deadline, set by the grading plugin (a generous default otherwise),
+    never later than the end of the submission's time budget (``budget_ends``, epoch seconds,
+    from the grader; none under plain pytest)."""
 
-    def __init__(self, default_seconds=60.0):
+    def __init__(self, default_seconds=60.0, budget_ends=None):
         self.default_seconds, self.seconds, self.until = default_seconds, None, None
+        self.budget_ends = budget_ends
+
+    def budget_left(self):
+        """Seconds left of the submission's budget (infinite without one)."""
+        return float("inf") if self.budget_ends is None else self.budget_ends - time.time()
+
+    def budget_spent(self):
+        return self.budget_left() <= 0
+
+    def budget_message(self):
+        return "not run: the submission's time budget (--budget) was used up"
 
     def start(self, seconds):
         self.seconds = seconds if seconds and seconds > 0 else None
@@ -136,10 +150,13 @@ class TestClock:
         return self.deadline()
 
     def deadline(self):
-        return self.until if self.until is not None else time.monotonic() + self.default_seconds
+        own = self.until if self.until is not None else time.monotonic() + self.default_seconds
+        return min(own, time.monotonic() + self.budget_left())
 
     def expire(self):
-        from .testing import TimeLimitExceeded
+        from .testing import BudgetSpent, TimeLimitExceeded
+        if self.budget_spent():
+            raise BudgetSpent(self.budget_message())
         raise TimeLimitExceeded(f"timed out after {self.seconds or self.default_seconds:g} s")
 
 
