@@ -1,4 +1,4 @@
-"""Graded tests for the sgd_nesterov_step task (10 points)."""
+"""Graded tests for the sgd_nesterov_step task (10 points, 1 of them in a hidden test)."""
 import numpy as np
 
 import minidense as md
@@ -37,7 +37,7 @@ def test_weight_decay_joins_the_gradient(student):
     np.testing.assert_allclose(new_param, [2.0 - 0.1 * (1.0 + 0.9 * 1.0)])
 
 
-@points(3)
+@points(2)
 def test_matches_library_sgd_over_five_steps(student, rng):
     start = rng.standard_normal((3, 4))
     weight = Parameter(md.tensor(start.copy()))

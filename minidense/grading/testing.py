@@ -259,3 +259,37 @@ def tensor_op(forward, backward):
             return grads
 
     return lambda *tensors: StudentOp()(*tensors)
+
+
+# ----------------------------------------------------------------------------------------------
+# Comparing a student's array with the expected one, with feedback
+# ----------------------------------------------------------------------------------------------
+def assert_close(got, expected, name, rtol=1e-7, atol=0.0, equal_nan=False,
+                 known_mistakes=None):
+    """Assert that the student's ``got`` (their output ``name``: 'dx', 'dgamma', 'cols', ...)
+    matches the trusted ``expected``. A failure says which output, its first wrong index with
+    the expected and the given value, and, when ``got`` matches a known wrong answer
+    (``known_mistakes``: {hint: wrong array}), the hint for that mistake. NaN equals NaN only
+    with ``equal_nan``, for expected values that are NaN by definition."""
+    __tracebackhide__ = True
+    expected = numpy.asarray(expected)
+    if not isinstance(got, (numpy.ndarray, numpy.generic, float, int)):
+        raise AssertionError(f"{name}: expected an array of shape {expected.shape}, "
+                             f"got {type(got).__name__}")
+    got = numpy.asarray(got)
+    if got.shape != expected.shape:
+        raise AssertionError(f"{name} has shape {got.shape}, expected {expected.shape}")
+    if got.dtype.kind not in "biuf":
+        raise AssertionError(f"{name} has dtype {got.dtype}, expected real numbers")
+    wrong = ~numpy.isclose(got, expected, rtol=rtol, atol=atol, equal_nan=equal_nan)
+    if not wrong.any():
+        return
+    first = tuple(int(i) for i in numpy.argwhere(wrong)[0])
+    message = (f"{name} is wrong at index {first}: expected {expected[first].item()!r}, got "
+               f"{got[first].item()!r} ({int(wrong.sum())} of {wrong.size} values differ)")
+    for hint, wrong_answer in (known_mistakes or {}).items():
+        wrong_answer = numpy.asarray(wrong_answer)
+        if wrong_answer.shape == got.shape and \
+                numpy.allclose(got, wrong_answer, rtol=max(rtol, 1e-6), atol=max(atol, 1e-9)):
+            message += f"\nHint: {hint}"
+    raise AssertionError(message)
