@@ -151,10 +151,10 @@ def _grade_and_report(exercise_dir, args, results_path, isolation, task_dir, ref
         print(printable(f"  {label}{note}"), flush=True)
     results = []
     try:
+        absent = set(discover_tasks(exercise_dir)) - submitted if submitted is not None else ()
         results = grade_exercises(exercise_dir, task_dir, args.task, args.timeout,
-                                  jobs or args.jobs, show_progress, isolation, args.budget)
-        if submitted is not None:
-            results = [_not_submitted(r) if r.task not in submitted else r for r in results]
+                                  jobs or args.jobs, show_progress, isolation, args.budget,
+                                  absent)
     finally:   # results.json is written whatever happens, even after an interruption
         write_results(results, time.time() - started, results_path, notes)
     if not label:
@@ -176,12 +176,6 @@ def _submitted_tasks(task_dir, exercise_dir):
     return {path.stem for path in Path(task_dir).glob("*.py")
             if not (stubs / path.name).is_file()
             or path.read_bytes() != (stubs / path.name).read_bytes()}
-
-
-def _not_submitted(result):
-    result.reason = f"not submitted: the submission has no {result.task}.py"
-    result.output = ""
-    return result
 
 
 def _grade_submissions(exercise_dir, submissions_dir, args, isolation):

@@ -63,7 +63,10 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     if call.excinfo is not None:
         message = str(call.excinfo.value).strip()
-        if isinstance(call.excinfo.value, (StudentCodeError, WorkerEnded, testing.BudgetSpent)):
+        if isinstance(call.excinfo.value, (testing.NotSubmitted, testing.BudgetSpent)):
+            outcome.get_result().exception_summary = message     # the whole story: no traceback
+            outcome.get_result().without_traceback = True
+        elif isinstance(call.excinfo.value, (StudentCodeError, WorkerEnded)):
             outcome.get_result().exception_summary = message     # the student's own exception
         else:
             outcome.get_result().exception_summary = (f"{call.excinfo.typename}: {message}"
@@ -140,7 +143,7 @@ class ProgressRecorder:
 
 def _output(report):
     parts = []
-    if report.failed:
+    if report.failed and not getattr(report, "without_traceback", False):
         parts.append(report.longreprtext)
     if getattr(report, "student_output", ""):
         parts.append(f"--- what your code printed ---\n{report.student_output}")

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .sandbox import STARTUP_SECONDS as WORKER_START_SECONDS
-from .testing import (BUDGET_VARIABLE, FORBIDDEN_REASON, ISOLATION_VARIABLE, SCANNED_VARIABLE,
-                      TASK_DIR_VARIABLE, declared_forbidden, scan_task_file)
+from .testing import (ABSENT_VARIABLE, BUDGET_VARIABLE, FORBIDDEN_REASON, ISOLATION_VARIABLE,
+                      SCANNED_VARIABLE, TASK_DIR_VARIABLE, declared_forbidden, scan_task_file)
 
 STARTUP_GRACE_SECONDS = 60.0   # interpreter + pytest + NumPy start-up, on a slow shared machine
 BUDGET_GRACE_SECONDS = 5.0
@@ -64,8 +64,9 @@ def discover_tasks(exercise_dir):
     return tasks
 
 
-def _child_environment(task_dir, isolation, scanned, budget_ends):
+def _child_environment(task_dir, isolation, scanned, budget_ends, absent):
     environment = dict(os.environ)
+    environment[ABSENT_VARIABLE] = json.dumps(sorted(absent))
     environment[ISOLATION_VARIABLE] = isolation
     environment[SCANNED_VARIABLE] = json.dumps(scanned)
     environment[BUDGET_VARIABLE] = repr(budget_ends)
@@ -83,7 +84,7 @@ def _child_environment(task_dir, isolation, scanned, budget_ends):
 
 
 def _run_pytest(targets, task_dir, progress_path, timeout, cwd, isolation, on_progress, scanned,
-                budget_ends):
+                budget_ends, absent):
     """Run pytest on ``targets``; return (exit code, 'timeout' or 'budget', output tail)."""
     command = [sys.executable, "-m", "pytest", "-q", "--tb=short", "-p", "no:cacheprovider",
                "--continue-on-collection-errors",
@@ -91,7 +92,8 @@ def _run_pytest(targets, task_dir, progress_path, timeout, cwd, isolation, on_pr
                "--grading-timeout", str(timeout), "--rootdir", str(cwd), *targets]
     with tempfile.TemporaryFile("w+") as log:
         child = subprocess.Popen(command, cwd=cwd,
-                                 env=_child_environment(task_dir, isolation, scanned, budget_ends),
+                                 env=_child_environment(task_dir, isolation, scanned, budget_ends,
+                                                         absent),
                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
         started = time.time()
@@ -141,17 +143,18 @@ def scan_sources(tasks, task_dir):
 
 
 def grade_tasks(tasks, task_dir, timeout, isolation="auto", on_task_done=None, budget=None,
-                budget_ends=None):
+                budget_ends=None, absent=()):
     """Grade ``tasks`` ({task id: [test files]}) in one trusted child (more if one dies).
 
     Returns {task id: [TestResult]}; ``on_task_done(task_id, results)`` is called as soon as each
     task's tests are all done. Tests not started before ``budget_ends`` (epoch seconds) fail
-    with the budget as their reason.
+    with the budget as their reason; the tests of ``absent`` tasks (not submitted) fail at once,
+    without a worker.
     """
     budget = DEFAULT_BUDGET_SECONDS if budget is None else budget
     budget_ends = time.time() + budget if budget_ends is None else budget_ends
     test_files = [Path(f).resolve() for files in tasks.values() for f in files]
-    scanned = scan_sources(tasks, task_dir)
+    scanned = scan_sources({t: files for t, files in tasks.items() if t not in absent}, task_dir)
     finished, tests, reported = {}, None, set()
     forbidden = {task_id: message for task_id, message in scanned.items() if message}
     targets = [str(f) for f in test_files]
@@ -173,7 +176,7 @@ def grade_tasks(tasks, task_dir, timeout, isolation="auto", on_task_done=None, b
             progress_path = Path(scratch) / f"progress{attempt}.json"
             code, log = _run_pytest(targets, task_dir, progress_path, timeout,
                                     test_files[0].parent, isolation, report_done, scanned,
-                                    budget_ends)
+                                    budget_ends, absent)
             progress = _read(progress_path)
             if tests is None:
                 if not progress["tests"]:
@@ -230,12 +233,14 @@ def _result(task_id, test, outcome, forbidden):
 
 
 def grade_exercises(exercise_dir, task_dir, task_ids=None, timeout=10.0, jobs=1,
-                    on_task_done=None, isolation="auto", budget=DEFAULT_BUDGET_SECONDS):
+                    on_task_done=None, isolation="auto", budget=DEFAULT_BUDGET_SECONDS,
+                    absent=()):
     """Grade every task (or those in ``task_ids``) with the modules in ``task_dir``.
 
     ``jobs`` trusted children share the tasks; results keep the task order.
     ``on_task_done(task_id, results)`` is called as each task finishes. ``budget`` seconds of
-    wall-clock time are the submission's, from now, worker start-ups included.
+    wall-clock time are the submission's, from now, worker start-ups included. ``absent``:
+    tasks the submission has no file for (their tests fail as "not submitted").
     """
     budget_ends = time.time() + budget
     tasks = discover_tasks(exercise_dir)
@@ -248,7 +253,7 @@ def grade_exercises(exercise_dir, task_dir, task_ids=None, timeout=10.0, jobs=1,
     with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
         parts = list(pool.map(lambda group: grade_tasks({t: tasks[t] for t in group}, task_dir,
                                                         timeout, isolation, on_task_done,
-                                                        budget, budget_ends),
+                                                        budget, budget_ends, set(absent)),
                               groups))
     by_task = {task_id: results for part in parts for task_id, results in part.items()}
     return [r for task_id in chosen for r in by_task.get(task_id, [])]

@@ -42,6 +42,7 @@ ALWAYS_FORBIDDEN = ("exercises.solutions", "solutions", "torch", "tensorflow", "
 TASK_DIR_VARIABLE = "MINIDENSE_TASK_DIR"   # set by the grader: where the task modules live
 ISOLATION_VARIABLE = "MINIDENSE_GRADER_ISOLATION"   # 'auto' (default) or a level by name
 SCANNED_VARIABLE = "MINIDENSE_SCANNED"     # {task id: message} of the grader's static scan
+ABSENT_VARIABLE = "MINIDENSE_NOT_SUBMITTED"   # [task id]: tasks the submission has no file for
 BUDGET_VARIABLE = "MINIDENSE_BUDGET_ENDS"  # when the submission's time budget ends (epoch seconds)
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")   # Gradescope's
 FORBIDDEN_REASON = "imports the reference implementation"
@@ -62,6 +63,10 @@ def points(value, visibility="visible"):
 
 class ForbiddenImportError(ImportError):
     """The task module uses the reference implementation it is meant to reimplement."""
+
+
+class NotSubmitted(StudentCodeError):
+    """The submission has no file for this task."""
 
 
 class BudgetSpent(Exception):
@@ -189,6 +194,8 @@ def load_task(task_id, forbidden=(), directory=None):
     module or function; a module that cannot be loaded makes every use fail with the reason.
     """
     forbidden = tuple(forbidden) + ALWAYS_FORBIDDEN
+    if task_id in json.loads(os.environ.get(ABSENT_VARIABLE) or "[]"):
+        raise NotSubmitted(f"not submitted: the submission has no {task_id}.py")
     for other in _sessions.values():          # one live worker at a time: the previous task's
         if other.task_id != task_id:          # is gone before this one starts
             other.stop()
