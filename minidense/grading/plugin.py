@@ -15,6 +15,7 @@ import time
 import pytest
 
 from . import testing
+from .report import student_location
 from .sandbox import STARTUP_SECONDS
 from .student import StudentCodeError, WorkerEnded
 
@@ -47,13 +48,15 @@ def visibility_of(item):
 
 
 def short_reason(report):
-    """One line: the exception and its message ('NotImplementedError: im2col: implement ...')."""
+    """The exception and its message's first line ('NotImplementedError: im2col: implement
+    ...'), then the line of the student's own file the error went through, if any."""
     text = getattr(report, "exception_summary", None)
     if text is None:
         crash = getattr(report.longrepr, "reprcrash", None)
         text = crash.message if crash is not None else str(report.longrepr)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0][:300] if lines else report.outcome
+    where = student_location(text)
+    return (lines[0][:300] if lines else report.outcome) + (f"\n{where}" if where else "")
 
 
 @pytest.hookimpl(hookwrapper=True)
