@@ -132,7 +132,8 @@ def test_keyrings_are_closed_and_the_grader_keys_unchanged(graded):
     assert "STOLEN" not in thief
     assert "keyrings: [('search', -1, 1), ('plant', (-1, 1)), ('plant', (-1, 1)), " \
            "('persistent', -1, 1)]" in thief
-    assert "relay client: add_key errno 1" in outputs(graded["results"][RENAMED["keyring_relay_client"]])
+    client = graded["results"][RENAMED["keyring_relay_client"]]
+    assert "relay client: add_key errno 1" in outputs(client)
     assert "relay server: keyctl errno 1" in outputs(graded["results"]["keyring_relay_server"])
 
 

@@ -9,6 +9,7 @@ from forbidden_names import DENSENET
 from minidense.grading import points
 from minidense.grading.testing import assert_close
 from minidense.models.densenet import DenseLayer as ReferenceDenseLayer
+from reference_layers import check_same_outputs, random_state
 
 TASK = "dense_layer_forward"
 FORBIDDEN = DENSENET
@@ -18,31 +19,13 @@ def batch(rng, shape=(2, 3, 5, 5), dtype=np.float32):
     return md.tensor(rng.standard_normal(shape).astype(dtype))
 
 
-def random_state(rng, layer):
-    """Weights and batch-norm statistics of the test's own for ``layer`` (the library's)."""
-    state = {name: rng.uniform(0.5, 1.5, value.shape) if name.endswith(("weight", "var"))
-             else rng.standard_normal(value.shape) for name, value in layer.state_dict().items()}
-    for name, value in state.items():
-        if value.ndim == 4:                                    # a convolution's weight
-            state[name] = 0.3 * rng.standard_normal(value.shape)
-    layer.load_state_dict(state)
-    return layer
-
-
 def reference_layer(rng, in_channels, growth_rate):
     return random_state(rng, ReferenceDenseLayer(in_channels, growth_rate))
 
 
 def check_against_library(student, rng, in_channels, growth_rate, shape):
-    reference = reference_layer(rng, in_channels, growth_rate)
-    mine = student.DenseLayer(in_channels, growth_rate)
-    mine.load_state_dict(reference.state_dict())
-    x = batch(rng, shape)
-    for mode in ("training", "eval"):
-        if mode == "eval":
-            mine.eval(), reference.eval()
-        assert_close(mine(x).numpy(), reference(x).numpy(), f"the output in {mode} mode",
-                     rtol=1e-5, atol=1e-5)
+    check_same_outputs(student.DenseLayer(in_channels, growth_rate),
+                       reference_layer(rng, in_channels, growth_rate), batch(rng, shape))
 
 
 @points(2)

@@ -9,7 +9,7 @@ from forbidden_names import DENSENET
 from minidense.grading import points
 from minidense.grading.testing import assert_close
 from minidense.models.densenet import Transition as ReferenceTransition
-from test_dense_layer_forward import random_state
+from reference_layers import check_same_outputs, random_state
 
 TASK = "transition_layer"
 FORBIDDEN = DENSENET
@@ -50,15 +50,9 @@ def test_hand_example_in_eval_mode(student, rng):
 
 
 def check_against_library(student, rng, in_channels, out_channels, shape):
-    reference = random_state(rng, ReferenceTransition(in_channels, out_channels))
-    mine = student.Transition(in_channels, out_channels)
-    mine.load_state_dict(reference.state_dict())
-    x = batch(rng, shape)
-    for mode in ("training", "eval"):
-        if mode == "eval":
-            mine.eval(), reference.eval()
-        assert_close(mine(x).numpy(), reference(x).numpy(), f"the output in {mode} mode",
-                     rtol=1e-5, atol=1e-5)
+    check_same_outputs(student.Transition(in_channels, out_channels),
+                       random_state(rng, ReferenceTransition(in_channels, out_channels)),
+                       batch(rng, shape))
 
 
 @points(2)

@@ -1,6 +1,4 @@
 """Hidden test for batchnorm_forward: inputs the visible tests do not use."""
-import numpy as np
-
 import minidense as md
 from minidense.grading import points
 from minidense.grading.testing import assert_close
