@@ -14,6 +14,12 @@ out once and the grader says which it got, in its output and in results.json:
 
 ``unshare`` is part of util-linux, on every Linux including Gradescope's Ubuntu images, so
 nothing needs installing; the mounts themselves are plain system calls in worker.py.
+
+At every level a worker gets a uid no other live worker has (``UidClaim``), a copy of its task
+file in its own scratch folder, its configuration through its pipe, and a seccomp filter that
+closes the keyrings (worker.close_keyrings). As root, where the machine allows a cgroup, memory
+and processes are bounded for the box as a whole (``BoxCgroup``); ``box_limits_description``
+says which limits applied.
 """
 import fcntl
 import json

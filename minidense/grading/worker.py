@@ -1,8 +1,10 @@
 """The worker: the only process that ever runs a student's code, inside its box.
 
-The grader starts it (see sandbox.py) as the first process of fresh Linux namespaces, and it
+The grader starts it (see sandbox.py) as the first process of fresh Linux namespaces. It reads
+its configuration from the request pipe (nothing of it is on its command line), and it
 
-1. imports NumPy and minidense while it still sees the whole machine;
+1. joins the box's cgroups (memory and processes bounded for the box as a whole, where the
+   machine allows), then imports NumPy and minidense while it still sees the whole machine;
 2. builds the box's filesystem (``enter_box``): an empty root holding read-only copies (bind
    mounts) of the Python installation, the student's task files at /submission and a private,
    writable /tmp; not the library's source, not the exercises' tests or solutions, not the home
@@ -10,8 +12,9 @@ The grader starts it (see sandbox.py) as the first process of fresh Linux namesp
 3. switches off the library code the task forbids (``switch_off``): every forbidden function's
    code is replaced *in place* by one that raises ``ForbiddenUse``, so whatever route reaches it
    (an import, ``sys.modules``, ``getattr``, the garbage collector) finds the stub;
-4. drops root for an unprivileged uid, sets resource limits (CPU time, memory, open files,
-   processes, file size), and loads the student's module;
+4. drops root for an unprivileged uid of its own, sets resource limits (CPU time, memory, open
+   files, processes, file size), takes a fresh, empty session keyring and installs a seccomp
+   filter that refuses every keyring call (``close_keyrings``), and loads the student's module;
 5. answers the grader's requests (``serve``): call this function with these values, read this
    attribute, run backward from this output. Requests and answers are plain data (wire.py).
 

@@ -3,7 +3,10 @@
 A submission is a folder (or a zip's contents) that holds files named ``<task id>.py`` anywhere
 inside it, e.g. ``im2col.py`` or ``tasks/im2col.py``. Only regular files are taken: a symbolic link
 or anything else is refused with a reason, and so is a file over ``MAX_FILE_BYTES``. Tasks without
-a file keep their stub (and score 0). ``--submissions DIR`` grades every subfolder of DIR this way.
+a file keep their stub (and score 0). A notebook's code cells count for each task whose functions
+they all define. Every other file is listed as skipped, with the likely fix for a misnamed one.
+``--submissions DIR`` grades every subfolder of DIR this way. Names and cells are made safe to
+print (``printable``) and to open in a spreadsheet (``spreadsheet_cell``).
 """
 import ast
 import csv
