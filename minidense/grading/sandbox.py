@@ -309,7 +309,8 @@ class Worker:
         self.task_id, self.submission = task_id, Path(submission).resolve()
         self.forbidden, self.isolation = list(forbidden), isolation
         self.limits = {**DEFAULT_LIMITS, **(limits or {})}
-        self.process = self.cgroup = self.claim = None
+        self.process = self.cgroup = self.claim = self.scratch = self.log = None
+        self.request_fd = self.reply_fd = None
 
     def _scratch_copy(self):
         """The box's scratch folder, holding a copy of the task file the worker can always read
@@ -386,26 +387,35 @@ class Worker:
         return os.fstat(self.log.fileno()).st_size
 
     def stop(self):
-        """End the box and everything started in it; remove its files; free its uid."""
-        if self.process is None:
-            return
-        if self.isolation in ("namespaces", "user-namespaces"):
-            for pid in _children(self.process.pid):      # the box's first process: when it
-                _signal(pid)                             # ends, the kernel ends all the others
-        elif self.isolation == "uid" and self.claim.uid is not None:
-            kill_all_processes_of(self.claim.uid)
-        else:
-            _signal(-self.process.pid)                   # the worker's session
-        _signal(self.process.pid)
-        self.process.wait()
+        """End the box and everything started in it; remove its files and cgroups; free its uid
+        (also after a start that failed half-way)."""
+        if self.process is not None:
+            if self.isolation in ("namespaces", "user-namespaces"):
+                for pid in _children(self.process.pid):  # the box's first process: when it
+                    _signal(pid)                         # ends, the kernel ends all the others
+            elif self.isolation == "uid" and self.claim.uid is not None:
+                kill_all_processes_of(self.claim.uid)
+            else:
+                _signal(-self.process.pid)               # the worker's session
+            _signal(self.process.pid)
+            self.process.wait()
+            self.process = None
+        for fd in (self.request_fd, self.reply_fd):
+            if fd is not None:
+                os.close(fd)
+        self.request_fd = self.reply_fd = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
         if self.cgroup is not None:
             self.cgroup.remove()
-        for fd in (self.request_fd, self.reply_fd):
-            os.close(fd)
-        self.log.close()
-        self.process = None
-        self.claim.release()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+            self.cgroup = None
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
 
 def _is_root():
