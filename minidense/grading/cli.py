@@ -158,9 +158,7 @@ def _grade_and_report(exercise_dir, args, results_path, isolation, task_dir, ref
     finally:   # results.json is written whatever happens, even after an interruption
         write_results(results, time.time() - started, results_path, notes)
     if not label:
-        if submitted == set():
-            print(NO_TASK_FILES)
-        else:
+        if submitted != set():                   # else the one line above says it all
             print(summary_text(results) if args.quiet else "\n" + table(results))
         print(f"\nresults written to {printable(results_path)}")
     return results
