@@ -197,6 +197,20 @@ def keyring_calls():
         errors.append((result, ctypes.get_errno()))
     return errors
 
+def read_other_boxes():
+    """The task files of other boxes this worker could read (at the uid level /tmp is shared)."""
+    import glob
+    own = os.path.dirname(os.getcwd())
+    found = []
+    for path in glob.glob("/tmp/minidense-worker-*/submission/*.py"):
+        if not path.startswith(own + "/"):
+            try:
+                open(path).close()
+                found.append(path)
+            except OSError:
+                pass
+    return found
+
 def hold_memory_in_children(children, megabytes):
     """Fork children that each fill ``megabytes``; how many finished filling."""
     read, write = os.pipe()
@@ -235,6 +249,16 @@ def test_live_workers_of_one_grader_have_uids_of_their_own(probe_dir):
     try:
         assert first[1].uid() != second[1].uid()
         assert {first[1].uid(), second[1].uid()} <= set(range(64000, 65000))
+    finally:
+        first[0].stop(), second[0].stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the uid level needs root")
+def test_at_the_uid_level_a_worker_cannot_read_another_box(probe_dir):
+    first, second = start(probe_dir, isolation="uid"), start(probe_dir, isolation="uid")
+    try:
+        second[1].uid()                                  # started, with its task file copied
+        assert first[1].read_other_boxes() == []
     finally:
         first[0].stop(), second[0].stop()
 

@@ -314,19 +314,26 @@ class Worker:
 
     def _scratch_copy(self):
         """The box's scratch folder, holding a copy of the task file the worker can always read
-        (even when the submission sits in a folder only the grader may enter)."""
+        (even when the submission sits in a folder only the grader may enter) and no other
+        worker's uid can."""
         self.scratch = Path(tempfile.mkdtemp(prefix="minidense-worker-"))
         os.chmod(self.scratch, 0o711)
-        box_submission = self.scratch / "submission"
-        box_submission.mkdir(mode=0o755)
-        source = self.submission / f"{self.task_id}.py"
-        if source.is_file() and not source.is_symlink():
-            shutil.copyfile(source, box_submission / source.name)
-            os.chmod(box_submission / source.name, 0o644)
-        home = self.scratch / "home"
+        box_submission, home = self.scratch / "submission", self.scratch / "home"
+        box_submission.mkdir()
         home.mkdir()
-        if self.claim.uid is not None and self.isolation == "uid":
-            os.chown(home, self.claim.uid, self.claim.uid)
+        source = self.submission / f"{self.task_id}.py"
+        copied = box_submission / source.name
+        if source.is_file() and not source.is_symlink():
+            shutil.copyfile(source, copied)
+        # The worker runs as the claimed uid, except in a user namespace (there, and without
+        # root, as the grader's own user): then the files stay readable to all.
+        uid = self.claim.uid if self.isolation != "user-namespaces" else None
+        for path, own_mode, shared_mode in ((copied, 0o400, 0o644), (box_submission, 0o500, 0o755),
+                                            (home, 0o700, 0o755)):
+            if path.exists():
+                if uid is not None:
+                    os.chown(path, uid, uid)
+                os.chmod(path, own_mode if uid is not None else shared_mode)
         (self.scratch / "root").mkdir()
         return box_submission, home
 

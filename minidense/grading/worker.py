@@ -200,6 +200,7 @@ def drop_privileges(config):
 def import_library():
     """Import all of minidense that student code may use, before its source goes out of view."""
     import numpy  # noqa: F401
+    import numpy.random  # noqa: F401  (loaded lazily by NumPy; later the folder may be closed)
     import minidense
     skip = ("minidense.grading", "minidense.__main__", "minidense.bench", "minidense.train",
             "minidense.analysis.cli", "minidense.models.torch_reference")
