@@ -212,22 +212,25 @@ def read_other_boxes():
     return found
 
 def hold_memory_in_children(children, megabytes):
-    """Fork children that each fill ``megabytes``; how many finished filling."""
+    """Fork children that each fill ``megabytes`` and keep it; how many hold it at the end."""
+    import struct, time
     read, write = os.pipe()
     for _ in range(children):
         if os.fork() == 0:
             block = bytearray(megabytes << 20)
             for i in range(0, len(block), 4096):
                 block[i] = 1
-            os.write(write, b"x")
-            import time; time.sleep(30)
+            os.write(write, struct.pack("i", os.getpid()))
+            time.sleep(30)
     os.close(write)
-    import time; time.sleep(3)
+    time.sleep(4)
     os.set_blocking(read, False)
     try:
-        return len(os.read(read, 100))
+        data = os.read(read, 4 * children)
     except BlockingIOError:
-        return 0
+        data = b""
+    filled = [struct.unpack_from("i", data, 4 * i)[0] for i in range(len(data) // 4)]
+    return sum(os.waitpid(pid, os.WNOHANG) == (0, 0) for pid in filled)   # still alive
 '''
 
 
@@ -288,12 +291,12 @@ def test_memory_is_bounded_for_the_box_as_a_whole(probe_dir):
         session.stop()
     session, probe = start(probe_dir, limits={"memory": 768 << 20})
     try:
-        filled = probe.hold_memory_in_children(4, 300)   # 1.2 GB in all: not in one box
+        holding = probe.hold_memory_in_children(4, 300)  # 1.2 GB in all: not in one box
     except Exception:                                    # the worker itself was killed: bounded
-        filled = 0
+        holding = 0
     finally:
         session.stop()
-    assert filled <= 2
+    assert holding <= 2
 
 
 def test_grading_from_a_private_checkout(tmp_path):
