@@ -1,4 +1,4 @@
-"""Layer tests' helpers: weights of the test's own, pushed into the student's layer."""
+"""What layer tests share: weights of the test's own, pushed into the student's layer."""
 from minidense.grading.testing import assert_close
 
 
