@@ -18,6 +18,7 @@ import pytest
 import numpy as np
 
 from minidense.grading import wire
+from minidense.grading.student import notebook_places
 from minidense.grading.testing import VISIBILITIES, forbidden_references
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -538,3 +539,15 @@ def test_the_time_budget_ends_a_slow_submission(tmp_path):
     assert all(r == budget or r.startswith("TimeLimitExceeded: timed out after 1 s")
                for r in reasons), reasons
     assert reasons[-1] == budget
+
+
+def test_a_notebook_error_names_its_cell_and_line(tmp_path):
+    task_file = tmp_path / "im2col.py"
+    task_file.write_text("def im2col():\n    raise NotImplementedError\n\n"
+                         "# --- homework.ipynb, cell 2 ---\nimport numpy\n\n"
+                         "# --- homework.ipynb, cell 4 ---\ndef im2col():\n    return oops\n")
+    where = "im2col.py, line 9, in im2col: return oops\nother.py, line 9, in f: x"
+    assert notebook_places(where, task_file) == ("homework.ipynb, cell 4, line 2, in im2col: "
+                                                 "return oops\nother.py, line 9, in f: x")
+    assert notebook_places("im2col.py, line 2, in im2col: raise", task_file) == \
+        "im2col.py, line 2, in im2col: raise"                  # the stub's own lines stay

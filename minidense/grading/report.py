@@ -30,12 +30,12 @@ def summary_text(results):
     return "\n".join(lines)
 
 
-STUDENT_LINE = re.compile(r"^\S[^\n]*\.(py|ipynb), line \d+, in ", re.MULTILINE)
+STUDENT_LINE = re.compile(r"^\S[^\n]*\.(py|ipynb)(, cell \d+)?, line \d+, in ", re.MULTILINE)
 
 
 def student_location(reason):
     """The last line of the student's own file a failure went through ('im2col.py, line 12, in
-    im2col: ...'), or ''."""
+    im2col: ...', or 'homework.ipynb, cell 3, line 5, in ...'), or ''."""
     found = [m.start() for m in STUDENT_LINE.finditer(reason)]
     return reason[found[-1]:].split("\n", 1)[0] if found else ""
 

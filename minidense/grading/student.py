@@ -15,7 +15,9 @@ creator is a ``RemoteFunction``: a Function like any other to the engine here, w
 the worker for the gradients of the inputs. Every answer is checked (wire.py, and shapes here)
 before a test sees it, so the verdict never depends on code that ran in the student's process.
 """
+import re
 import time
+from pathlib import Path
 
 import numpy
 
@@ -104,7 +106,8 @@ class Session:
         text = f"{error['type']}: {error['message']}" if error["message"] else error["type"]
         if error["type"] == "ForbiddenUse":
             self.forbidden_use = text
-        return text + (f"\n{error['where']}" if error["where"] else "")
+        where = notebook_places(error["where"], Path(self.submission) / f"{self.task_id}.py")
+        return text + (f"\n{where}" if where else "")
 
     def take_output(self):
         """What the student's code printed since the last call (their own stdout/stderr)."""
@@ -118,6 +121,37 @@ class Session:
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
+
+
+CELL_MARKER = re.compile(r"^# --- (.+\.ipynb), cell (\d+) ---$")
+PLACE = re.compile(r"^(\S+\.py), line (\d+)(, in .*)$")
+
+
+def notebook_places(where, task_file):
+    """The worker's 'im2col.py, line 57, in ...' lines, as 'homework.ipynb, cell 3, line 5, in
+    ...' when the task file was made from a notebook (workspace.py marks where each cell starts);
+    unchanged otherwise."""
+    try:
+        lines = task_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return where
+    starts = [(number, found.group(1), found.group(2)) for number, line in
+              enumerate(lines, start=1) if (found := CELL_MARKER.match(line))]
+    if not starts:
+        return where
+
+    def place(line):
+        found = PLACE.match(line)
+        if not found or found.group(1) != task_file.name:
+            return line
+        number = int(found.group(2))
+        cells = [start for start in starts if start[0] < number]
+        if not cells:
+            return line
+        marker, notebook, cell = cells[-1]
+        return f"{notebook}, cell {cell}, line {number - marker}{found.group(3)}"
+
+    return "\n".join(place(line) for line in where.splitlines())
 
 
 class TestClock:
