@@ -18,6 +18,7 @@ import pytest
 import numpy as np
 
 from minidense.grading import wire
+from minidense.grading.student import notebook_places
 from minidense.grading.testing import VISIBILITIES, forbidden_references
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,19 +121,30 @@ def test_broken_batchnorm_backward_loses_exactly_its_input_gradient_tests(tmp_pa
     assert task_score(report, "batchnorm_forward") == 10
     failed = {name for name, e in tasks["batchnorm_backward"].items() if e["status"] == "failed"}
     assert failed == {"test_gradcheck_input_with_random_upstream",
-                      "test_input_gradient_sums_to_zero_per_channel",
-                      "test_matches_library_backward"}
-    assert task_score(report, "batchnorm_backward") == 10 - 3 - 1 - 2
+                      "test_input_gradient_ignores_shift_and_scale",
+                      "test_matches_library_backward", "test_hidden_one_sample_many_pixels"}
+    assert task_score(report, "batchnorm_backward") == 10 - 2 - 1 - 2 - 1
+    feedback = tasks["batchnorm_backward"]["test_matches_library_backward"]["output"]
+    assert feedback.startswith("AssertionError: dx is wrong at index (0, 0, 0, 0): expected ")
+    assert "Hint: dx misses both the mean's and the variance's dependence on x" in feedback
     assert report["score"] == 14 and report["max_score"] == 20
     assert "GradcheckError" in tasks["batchnorm_backward"][
         "test_gradcheck_input_with_random_upstream"]["output"]
+
+
+def notebook(*cells):
+    return json.dumps({"cells": [{"cell_type": kind, "source": source} for kind, source in cells],
+                       "nbformat": 4, "nbformat_minor": 5, "metadata": {}})
 
 
 def test_submissions_folder_gives_one_results_file_per_student_and_a_summary(tmp_path):
     solution = (EXERCISES / "solutions" / "sgd_nesterov_step.py").read_text()
     students = {"ada": {"sgd_nesterov_step.py": solution},
                 "bob": {},                                            # submitted nothing
-                "cy": {"tasks/sgd_nesterov_step.py": "from minidense.optim import SGD\n" + solution}}
+                "cy": {"tasks/sgd_nesterov_step.py": "from minidense.optim import SGD\n" + solution},
+                "dee": {"Sgd_Nesterov_Step (1).py": solution},         # misnamed
+                "_eve": {"homework.ipynb": notebook(("markdown", "# SGD"), ("code", solution))},
+                "fay": {"homework.ipynb": notebook(("code", solution), ("code", "!pip install x"))}}
     for student, files in students.items():
         for name, text in files.items():
             (tmp_path / student / name).parent.mkdir(parents=True, exist_ok=True)
@@ -144,26 +156,72 @@ def test_submissions_folder_gives_one_results_file_per_student_and_a_summary(tmp
                              "--out", out, results=out / "ada" / "results.json")
     assert code == 0, printed
     scores = {s: json.loads((out / s / "results.json").read_text())["score"] for s in students}
-    assert scores == {"ada": 10, "bob": 0, "cy": 0}
+    assert scores == {"ada": 10, "bob": 0, "cy": 0, "dee": 0, "_eve": 10, "fay": 0}
     assert not any((tmp_path / s / "results.json").exists() for s in students)
     cy = json.loads((out / "cy" / "results.json").read_text())["tests"]
     assert all(e["output"].startswith("imports the reference implementation") for e in cy)
     assert "minidense.optim.SGD (line 1)" in cy[0]["output"]
+    assert "dee: Skipped: Sgd_Nesterov_Step (1).py: did you mean sgd_nesterov_step.py?" in printed
+    assert ("fay: Refused: homework.ipynb, cell 2: IPython magics and shell escapes ('!pip "
+            "install x') are not accepted") in printed
+    bob_lines = [line for line in printed.splitlines() if "bob" in line]
+    assert bob_lines == ["  bob: No task files found: the submission holds no <task id>.py file "
+                         "(e.g. im2col.py) and no notebook defining a task; every task scores 0.",
+                         "== bob: 0 / 10"]
     lines = (out / "summary.csv").read_text().splitlines()
     assert lines[0] == "student,score,max_score,sgd_nesterov_step"
-    assert lines[1:] == ["ada,10,10,10", "bob,0,10,0", "cy,0,10,0"]
+    assert lines[1:] == ["_eve,10,10,10", "ada,10,10,10", "bob,0,10,0", "cy,0,10,0",
+                         "dee,0,10,0", "fay,0,10,0"]
 
     # A second run skips everyone already graded (a planted results.json in a student's own
-    # folder counts for nothing); --regrade grades again.
+    # folder counts for nothing); --student grades one student again, --regrade everyone.
     (tmp_path / "bob" / "sgd_nesterov_step.py").write_text(solution)
     code, printed, _ = grade(EXERCISES, "--submissions", tmp_path, "--task", "sgd_nesterov_step",
                              "--out", out, results=out / "bob" / "results.json")
-    assert printed.count("already graded") == 3
+    assert printed.count("already graded") == 6
     assert json.loads((out / "bob" / "results.json").read_text())["score"] == 0
     code, printed, _ = grade(EXERCISES, "--submissions", tmp_path, "--task", "sgd_nesterov_step",
-                             "--out", out, "--regrade", results=out / "bob" / "results.json")
+                             "--out", out, "--student", "bob", results=out / "bob" / "results.json")
+    assert "== bob: 10 / 10" in printed and "ada" not in printed
     assert json.loads((out / "bob" / "results.json").read_text())["score"] == 10
-    assert (out / "summary.csv").read_text().splitlines()[2] == "bob,10,10,10"
+    assert (out / "summary.csv").read_text().splitlines()[3] == "bob,10,10,10"
+
+
+def test_option_mistakes_are_one_line_and_exit_2(tmp_path):
+    for options, message in [(["--student", "bob"], "--student NAME needs --submissions DIR"),
+                             (["--submissions", tmp_path / "none"], "no such folder"),
+                             (["--budget", "0"], "--timeout and --budget take a positive"),
+                             (["--make-handout", tmp_path], "already exists; name a new folder")]:
+        finished = subprocess.run([sys.executable, "-m", "minidense", "grade", str(EXERCISES),
+                                   *map(str, options)], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=120)
+        assert finished.returncode == 2 and finished.stderr.count("\n") == 1, finished.stderr
+        assert message in finished.stderr
+
+
+def test_the_handout_has_tasks_visible_tests_and_readme_but_no_answers(tmp_path):
+    finished = subprocess.run([sys.executable, "-m", "minidense", "grade", str(EXERCISES),
+                               "--make-handout", str(tmp_path / "handout")], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    files = {p.relative_to(tmp_path / "handout").as_posix()
+             for p in (tmp_path / "handout").rglob("*") if p.is_file()}
+    assert {"README.md", "pytest.ini", "tasks/im2col.py", "tests/test_im2col.py",
+            "tests/conftest.py", "tests/given.py", "tests/forbidden_names.py"} <= files
+    assert not any("solution" in f or "hidden" in f or "INSTRUCTORS" in f for f in files)
+    hidden_names = {line.split("(")[0][4:] for path in (EXERCISES / "tests" / "hidden").glob("*.py")
+                    for line in path.read_text().splitlines() if line.startswith("def test_")}
+    handout_text = "".join((tmp_path / "handout" / f).read_text() for f in files)
+    assert hidden_names and not any(name in handout_text for name in hidden_names)
+    for task in TASK_IDS:
+        assert (tmp_path / "handout" / "tasks" / f"{task}.py").read_bytes() == \
+            (EXERCISES / "tasks" / f"{task}.py").read_bytes()
+
+
+def test_every_task_has_a_hidden_test_published_after_grading():
+    for task in TASK_IDS:
+        hidden = (EXERCISES / "tests" / "hidden" / f"test_{task}_hidden.py").read_text()
+        assert '@points(1, visibility="after_published")' in hidden, task
 
 
 def test_gradescope_zip_has_scripts_tests_and_the_library(tmp_path):
@@ -460,3 +518,36 @@ def test_a_grader_installed_in_a_virtual_environment_under_tmp_sees_its_packages
     report = json.loads(results.read_text())
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert report["score"] == 3, [entry["output"] for entry in report["tests"]]
+
+
+def test_the_time_budget_ends_a_slow_submission(tmp_path):
+    exercises = tmp_path / "exercises"
+    (exercises / "tests").mkdir(parents=True)
+    (exercises / "tasks").mkdir()
+    shutil.copy(EXERCISES / "tests" / "conftest.py", exercises / "tests")
+    tests = "".join(f"\n\n@points(1)\ndef test_call_{i}(student):\n    student.add(1, 2)\n"
+                    for i in range(6))
+    (exercises / "tests" / "test_slow.py").write_text(
+        f"from minidense.grading import points\n\nTASK = 'slow'\n{tests}")
+    (exercises / "tasks" / "slow.py").write_text(
+        "import time\ntime.sleep(1)\n\ndef add(a, b):\n    time.sleep(600)\n")
+    code, printed, report = grade(exercises, "--timeout", "1", "--budget", "4",
+                                  results=tmp_path / "r.json")
+    reasons = [entry["output"] for entry in report["tests"]]
+    assert report["score"] == 0 and len(reasons) == 6
+    budget = "not run: the submission's time budget (--budget) was used up"
+    assert all(r == budget or r.startswith("TimeLimitExceeded: timed out after 1 s")
+               for r in reasons), reasons
+    assert reasons[-1] == budget
+
+
+def test_a_notebook_error_names_its_cell_and_line(tmp_path):
+    task_file = tmp_path / "im2col.py"
+    task_file.write_text("def im2col():\n    raise NotImplementedError\n\n"
+                         "# --- homework.ipynb, cell 2 ---\nimport numpy\n\n"
+                         "# --- homework.ipynb, cell 4 ---\ndef im2col():\n    return oops\n")
+    where = "im2col.py, line 9, in im2col: return oops\nother.py, line 9, in f: x"
+    assert notebook_places(where, task_file) == ("homework.ipynb, cell 4, line 2, in im2col: "
+                                                 "return oops\nother.py, line 9, in f: x")
+    assert notebook_places("im2col.py, line 2, in im2col: raise", task_file) == \
+        "im2col.py, line 2, in im2col: raise"                  # the stub's own lines stay

@@ -26,10 +26,13 @@ def batchnorm_backward(dout, cache):
 
         dbeta  = sum of dout over N, H, W
         dgamma = sum of dout * x_hat over N, H, W
-        dx     = ?   The mean and the variance depend on x as well, so dx is NOT simply
-                 gamma * inv_std * dout. Work it out on paper: with dx_hat = gamma * dout and
-                 means taken over the M = N*H*W values of a channel,
-                 dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)).
+        dx     = ?   Work it out on paper. Start from dx_hat = dL/dx_hat = gamma * dout and
+                 x_hat = (x - mean) * inv_std, where both mean and var (inside inv_std) are
+                 functions of every x of the channel (M = N*H*W values):
+                     dmean/dx = 1/M,    dvar/dx = 2 * (x - mean) / M.
+                 So dx collects three paths: directly through x, through the mean and through
+                 the variance. dx is NOT simply gamma * inv_std * dout. Check: dx sums to zero
+                 over each channel, and so does dx * x_hat (nearly: eps).
 
     A gradient check with an all-ones upstream gradient cannot catch a wrong dx here (the sum of
     batch-normalized outputs does not depend on x); md.gradcheck uses a random one.

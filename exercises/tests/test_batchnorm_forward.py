@@ -1,4 +1,4 @@
-"""Graded tests for the batchnorm_forward task (10 points)."""
+"""Graded tests for the batchnorm_forward task (10 points, 1 of them in a hidden test)."""
 import numpy as np
 
 import minidense as md
@@ -61,7 +61,7 @@ def test_eval_uses_running_statistics(student, rng):
     np.testing.assert_array_equal(var_after, saved[1])
 
 
-@points(2)
+@points(1)
 def test_matches_library_in_training(student, rng):
     x = rng.standard_normal((3, 4, 5, 5))
     gamma, beta = rng.standard_normal(4), rng.standard_normal(4)

@@ -1,4 +1,4 @@
-"""Graded tests for the col2im task (10 points)."""
+"""Graded tests for the col2im task (10 points, 1 of them in a hidden test)."""
 import numpy as np
 
 from forbidden_names import IM2COL
@@ -23,7 +23,7 @@ def test_overlapping_windows_add_up(student):
     np.testing.assert_array_equal(counts[0, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
 
 
-@points(3)
+@points(2)
 def test_adjoint_of_im2col(student, rng):
     x = rng.standard_normal((2, 3, 7, 6))
     cols = rng.standard_normal(reference_im2col(x, (3, 3), 2, 1).shape)

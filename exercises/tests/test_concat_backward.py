@@ -1,4 +1,4 @@
-"""Graded tests for the concat_backward task (10 points)."""
+"""Graded tests for the concat_backward task (10 points, 1 of them in a hidden test)."""
 import numpy as np
 
 import minidense as md
@@ -39,7 +39,7 @@ def test_backward_gives_each_input_its_slice(student, rng):
     np.testing.assert_array_equal(c.grad.numpy(), upstream[:, 3:])
 
 
-@points(3)
+@points(2)
 def test_gradcheck_with_random_upstream(student, rng):
     inputs = leaves(rng, (2, 2, 3, 3), (2, 1, 3, 3), (2, 3, 3, 3))
     md.gradcheck(lambda *xs: student.concat(list(xs), axis=1), inputs)

@@ -1,14 +1,19 @@
-"""Graded tests for the conv2d_backward task (10 points)."""
+"""Graded tests for the conv2d_backward task (10 points, 1 of them in a hidden test).
+
+The forward pass and its cache come from the stub's given code on the grader's side; the
+student's code is asked only for the backward pass."""
 import numpy as np
 
 import minidense as md
 from forbidden_names import CONV2D
+from given import given
 from minidense.grading import points
-from minidense.grading.testing import tensor_op
+from minidense.grading.testing import assert_close, tensor_op
 from minidense.ops.conv import conv2d as reference_conv2d
 
 TASK = "conv2d_backward"
 FORBIDDEN = CONV2D
+conv2d_forward = given(TASK, "conv2d_forward")
 
 
 def random_problem(rng, x_shape=(2, 3, 5, 6), w_shape=(4, 3, 3, 3)):
@@ -17,7 +22,7 @@ def random_problem(rng, x_shape=(2, 3, 5, 6), w_shape=(4, 3, 3, 3)):
 
 def check_gradient(student, rng, wanted):
     """md.gradcheck (float64, random upstream gradient) on the inputs named in ``wanted``."""
-    op = tensor_op(lambda x, w, b: student.conv2d_forward(x, w, b, stride=2, padding=1),
+    op = tensor_op(lambda x, w, b: conv2d_forward(x, w, b, stride=2, padding=1),
                    student.conv2d_backward)
     arrays = random_problem(rng, (2, 2, 5, 5), (3, 2, 3, 3))
     tensors = [md.tensor(a, dtype=md.float64, requires_grad=name in wanted)
@@ -28,7 +33,7 @@ def check_gradient(student, rng, wanted):
 @points(1)
 def test_gradient_shapes(student, rng):
     x, w, b = random_problem(rng)
-    out, cache = student.conv2d_forward(x, w, b, stride=1, padding=1)
+    out, cache = conv2d_forward(x, w, b, stride=1, padding=1)
     dx, dw, db = student.conv2d_backward(np.ones_like(out), cache)
     assert (dx.shape, dw.shape, db.shape) == (x.shape, w.shape, b.shape)
 
@@ -36,9 +41,9 @@ def test_gradient_shapes(student, rng):
 @points(1)
 def test_bias_gradient(student, rng):
     x, w, b = random_problem(rng)
-    out, cache = student.conv2d_forward(x, w, b)
+    out, cache = conv2d_forward(x, w, b)
     dout = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(student.conv2d_backward(dout, cache)[2], dout.sum(axis=(0, 2, 3)))
+    assert_close(student.conv2d_backward(dout, cache)[2], dout.sum(axis=(0, 2, 3)), "db")
 
 
 @points(2)
@@ -51,22 +56,27 @@ def test_gradcheck_weight(student, rng):
     check_gradient(student, rng, "w")
 
 
-@points(2)
-def test_matches_library_backward(student, rng):
-    x, w, b = random_problem(rng)
-    out, cache = student.conv2d_forward(x, w, b, stride=2, padding=1)
+def check_against_library(student, x, w, b, stride, padding, rng):
+    out, cache = conv2d_forward(x, w, b, stride=stride, padding=padding)
     dout = rng.standard_normal(out.shape)
     tensors = [md.tensor(a, requires_grad=True) for a in (x, w, b)]
-    reference_conv2d(*tensors, stride=2, padding=1).backward(md.tensor(dout))
-    for mine, reference in zip(student.conv2d_backward(dout, cache), tensors):
-        np.testing.assert_allclose(mine, reference.grad.numpy(), rtol=1e-9, atol=1e-12)
+    reference_conv2d(*tensors, stride=stride, padding=padding).backward(md.tensor(dout))
+    grads = student.conv2d_backward(dout, cache)
+    assert isinstance(grads, (tuple, list)) and len(grads) == 3, "return (dx, dw, db)"
+    for mine, reference, name in zip(grads, tensors, ("dx", "dw", "db")):
+        assert_close(mine, reference.grad.numpy(), name, rtol=1e-9, atol=1e-12)
+
+
+@points(1)
+def test_matches_library_backward(student, rng):
+    check_against_library(student, *random_problem(rng), 2, 1, rng)
 
 
 @points(2)
 def test_stride_larger_than_kernel_skips_pixels(student, rng):
     x, w, b = random_problem(rng, (1, 2, 5, 5), (3, 2, 1, 1))
-    out, cache = student.conv2d_forward(x, w, b, stride=2)
+    out, cache = conv2d_forward(x, w, b, stride=2)
     dx = student.conv2d_backward(rng.standard_normal(out.shape), cache)[0]
-    np.testing.assert_array_equal(dx[:, :, 1::2, :], 0.0)       # rows no window touched
-    np.testing.assert_array_equal(dx[:, :, :, 1::2], 0.0)
+    assert_close(dx[:, :, 1::2, :], np.zeros((1, 2, 2, 5)), "dx on rows no window touched")
+    assert_close(dx[:, :, :, 1::2], np.zeros((1, 2, 5, 2)), "dx on columns no window touched")
     assert np.all(dx[:, :, ::2, ::2] != 0.0)

@@ -1,4 +1,4 @@
-"""Graded tests for the conv2d_forward task (10 points)."""
+"""Graded tests for the conv2d_forward task (10 points, 1 of them in a hidden test)."""
 import numpy as np
 
 import minidense as md
@@ -29,7 +29,7 @@ def test_hand_example(student):
     np.testing.assert_allclose(out, np.full((1, 1, 3, 3), -4.0))
 
 
-@points(3)
+@points(2)
 def test_matches_library_with_stride_and_padding(student, rng):
     x, w, b = (rng.standard_normal(s) for s in ((2, 3, 7, 6), (4, 3, 3, 3), (4,)))
     out, _ = student.conv2d_forward(x, w, b, stride=2, padding=1)

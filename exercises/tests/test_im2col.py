@@ -1,8 +1,9 @@
-"""Graded tests for the im2col task (10 points)."""
+"""Graded tests for the im2col task (10 points, 1 of them in a hidden test)."""
 import numpy as np
 
 from forbidden_names import IM2COL
 from minidense.grading import points
+from minidense.grading.testing import assert_close
 from minidense.ops.conv import im2col as reference_im2col
 
 TASK = "im2col"
@@ -26,11 +27,19 @@ def test_hand_example(student):
     np.testing.assert_array_equal(student.im2col(x, 2, 2)[0], expected)
 
 
-@points(3)
+def check_against_library(student, x, kh, kw, stride=1, padding=0):
+    expected = reference_im2col(x, (kh, kw), stride=stride, padding=padding)
+    n, rows, windows = expected.shape
+    offsets_first = expected.reshape(n, x.shape[1], kh * kw, windows).transpose(0, 2, 1, 3)
+    assert_close(student.im2col(x, kh, kw, stride=stride, padding=padding), expected, "cols",
+                 known_mistakes={"the rows go channel first, then the kernel offsets: row "
+                                 "c*kh*kw + i*kw + j holds channel c at offset (i, j)":
+                                 offsets_first.reshape(n, rows, windows)})
+
+
+@points(2)
 def test_matches_library_with_stride_and_padding(student, rng):
-    x = rng.standard_normal((2, 3, 7, 6))
-    np.testing.assert_allclose(student.im2col(x, 3, 3, stride=2, padding=1),
-                               reference_im2col(x, (3, 3), stride=2, padding=1))
+    check_against_library(student, rng.standard_normal((2, 3, 7, 6)), 3, 3, 2, 1)
 
 
 @points(2)

@@ -4,7 +4,9 @@ Gradescope unpacks the zip into /autograder/source, runs setup.sh once when buil
 then for each submission copies the student's files to /autograder/submission and runs
 run_autograder, which must leave /autograder/results/results.json behind.
 """
+import shutil
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 from .. import __version__
@@ -18,8 +20,9 @@ if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" 2
     apt-get update && apt-get install -y python3 python3-venv python3-pip
 fi
 python3 -m venv "$ROOT/venv"
-"$ROOT/venv/bin/python" -m pip install --upgrade pip
-"$ROOT/venv/bin/python" -m pip install {install_target} "pytest>=7"
+# The versions the tests were run with when this zip was built (pinned: a new release cannot
+# change grades between two students).
+"$ROOT/venv/bin/python" -m pip install {install_target} {pins}
 # The tests (and anything else of the instructor's) readable by root only: student code runs as
 # an unprivileged user in a sandbox, and must not find them even where no sandbox can be made.
 chmod -R go-rwx "$ROOT/source/exercises/tests" "$ROOT/source/minidense_src" 2>/dev/null || true
@@ -68,6 +71,36 @@ def _add_script(archive, name, text):
     archive.writestr(info, text)
 
 
+PINNED = ("numpy", "matplotlib", "tqdm", "threadpoolctl", "pytest", "pluggy", "iniconfig",
+          "packaging")
+
+
+def pinned_requirements():
+    """'"numpy==2.1.3" "pytest==8.3.4" ...': the installed versions of what grading uses."""
+    pins = []
+    for name in PINNED:
+        try:
+            pins.append(f'"{name}=={metadata.version(name)}"')
+        except metadata.PackageNotFoundError:
+            pass
+    return " ".join(pins)
+
+
+def make_handout(exercise_dir, handout_dir):
+    """Write what students get to ``handout_dir``: the README, pytest.ini, the task stubs and
+    the visible tests. Never the solutions, the hidden tests or the instructors' guide."""
+    exercise_dir, handout_dir = Path(exercise_dir), Path(handout_dir)
+    handout_dir.mkdir(parents=True)
+    for name in ("README.md", "pytest.ini"):
+        if (exercise_dir / name).is_file():
+            shutil.copyfile(exercise_dir / name, handout_dir / name)
+    for folder in ("tasks", "tests"):
+        (handout_dir / folder).mkdir()
+        for path in sorted((exercise_dir / folder).glob("*.py")):
+            shutil.copyfile(path, handout_dir / folder / path.name)
+    return handout_dir
+
+
 def make_gradescope_zip(exercise_dir, zip_path, timeout=10.0):
     """Write the autograder zip to ``zip_path``; returns the path. The reference solutions are
     not in it: grading never needs them."""
@@ -76,7 +109,8 @@ def make_gradescope_zip(exercise_dir, zip_path, timeout=10.0):
     zip_path = Path(zip_path)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
-        _add_script(archive, "setup.sh", SETUP_SH.format(install_target=install_target))
+        _add_script(archive, "setup.sh", SETUP_SH.format(install_target=install_target,
+                                                         pins=pinned_requirements()))
         _add_script(archive, "run_autograder", RUN_AUTOGRADER.format(timeout=f"{timeout:g}"))
         _add_tree(archive, exercise_dir, "exercises", skip=SKIPPED + ("solutions",))
         if root:

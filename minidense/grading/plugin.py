@@ -15,6 +15,7 @@ import time
 import pytest
 
 from . import testing
+from .report import student_location
 from .sandbox import STARTUP_SECONDS
 from .student import StudentCodeError, WorkerEnded
 
@@ -47,13 +48,15 @@ def visibility_of(item):
 
 
 def short_reason(report):
-    """One line: the exception and its message ('NotImplementedError: im2col: implement ...')."""
+    """The exception and its message's first line ('NotImplementedError: im2col: implement
+    ...'), then the line of the student's own file the error went through, if any."""
     text = getattr(report, "exception_summary", None)
     if text is None:
         crash = getattr(report.longrepr, "reprcrash", None)
         text = crash.message if crash is not None else str(report.longrepr)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0][:300] if lines else report.outcome
+    where = student_location(text)
+    return (lines[0][:300] if lines else report.outcome) + (f"\n{where}" if where else "")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -63,7 +66,10 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     if call.excinfo is not None:
         message = str(call.excinfo.value).strip()
-        if isinstance(call.excinfo.value, (StudentCodeError, WorkerEnded)):
+        if isinstance(call.excinfo.value, (testing.NotSubmitted, testing.BudgetSpent)):
+            outcome.get_result().exception_summary = message     # the whole story: no traceback
+            outcome.get_result().without_traceback = True
+        elif isinstance(call.excinfo.value, (StudentCodeError, WorkerEnded)):
             outcome.get_result().exception_summary = message     # the student's own exception
         else:
             outcome.get_result().exception_summary = (f"{call.excinfo.typename}: {message}"
@@ -116,20 +122,31 @@ class ProgressRecorder:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_setup(self, item):
+        """A test that starts after the submission's time budget fails at once, with that
+        reason, before any fixture runs."""
+        if testing.clock.budget_spent():
+            raise testing.BudgetSpent(testing.clock.budget_message())
         testing.clock.start(self.timeout)
-        with _time_limit(self.timeout, extra=STARTUP_SECONDS):
+        with _time_limit(self._limit()):
             yield
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item):
         testing.clock.start(self.timeout)
-        with _time_limit(self.timeout, extra=STARTUP_SECONDS):
+        with _time_limit(self._limit()):
             yield
+
+    def _limit(self):
+        """The backstop for one phase: the test's time plus a worker's start-up, never past the
+        budget's end (and a second to spare, so the clock's own timeout speaks first)."""
+        if self.timeout <= 0:
+            return 0
+        return max(0.5, min(self.timeout + STARTUP_SECONDS, testing.clock.budget_left() + 1))
 
 
 def _output(report):
     parts = []
-    if report.failed:
+    if report.failed and not getattr(report, "without_traceback", False):
         parts.append(report.longreprtext)
     if getattr(report, "student_output", ""):
         parts.append(f"--- what your code printed ---\n{report.student_output}")
@@ -138,20 +155,20 @@ def _output(report):
 
 
 class _time_limit:
-    """Raise TimeLimitExceeded in the main thread after ``seconds`` (+ ``extra``, the time a
-    worker may take to start; no-op without SIGALRM)."""
+    """Raise TimeLimitExceeded in the main thread after ``seconds`` (no-op without SIGALRM)."""
 
-    def __init__(self, seconds, extra=0.0):
+    def __init__(self, seconds):
         self.seconds = seconds if hasattr(signal, "setitimer") else 0
-        self.extra = extra
 
     def _expire(self, signum, frame):
+        if testing.clock.budget_spent():
+            raise testing.BudgetSpent(testing.clock.budget_message())
         raise testing.TimeLimitExceeded(f"timed out after {self.seconds:g} s")
 
     def __enter__(self):
         if self.seconds > 0:
             self.previous = signal.signal(signal.SIGALRM, self._expire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds + self.extra)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
 
     def __exit__(self, *exc):
         if self.seconds > 0:

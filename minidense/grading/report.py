@@ -1,5 +1,6 @@
 """Turning test results into what people read: a table, Gradescope's results.json, a CSV row."""
 import json
+import re
 from collections import OrderedDict
 from pathlib import Path
 
@@ -29,14 +30,30 @@ def summary_text(results):
     return "\n".join(lines)
 
 
-def table(results, reason_width=60):
-    """The per-test table followed by the per-task summary."""
+STUDENT_LINE = re.compile(r"^\S[^\n]*\.(py|ipynb)(, cell \d+)?, line \d+, in ", re.MULTILINE)
+
+
+def student_location(reason):
+    """The last line of the student's own file a failure went through ('im2col.py, line 12, in
+    im2col: ...', or 'homework.ipynb, cell 3, line 5, in ...'), or ''."""
+    found = [m.start() for m in STUDENT_LINE.finditer(reason)]
+    return reason[found[-1]:].split("\n", 1)[0] if found else ""
+
+
+def table(results):
+    """The per-test table followed by the per-task summary: each failure's first line in full,
+    then the student's file and line it went through. Control characters are escaped."""
+    from .workspace import printable
     header = f"{'task':<30} {'test':<44} {'points':>7}  {'status':<6}  reason"
     lines = [header, "-" * len(header)]
     for r in results:
-        reason = r.reason if len(r.reason) <= reason_width else r.reason[:reason_width - 3] + "..."
-        lines.append(f"{r.task:<30} {r.test:<44} {number(r.score):>3}/{number(r.max_score):<3}  "
-                     f"{r.status:<6}  {reason}")
+        first_line = r.reason.split("\n", 1)[0]
+        lines.append(printable(f"{r.task:<30} {r.test:<44} "
+                               f"{number(r.score):>3}/{number(r.max_score):<3}  "
+                               f"{r.status:<6}  {first_line}"))
+        where = student_location(r.reason)
+        if where:
+            lines.append(printable(f"{'':<30} at {where}"))
     return "\n".join(lines + ["", summary_text(results)])
 
 

@@ -19,9 +19,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .sandbox import STARTUP_SECONDS as WORKER_START_SECONDS
-from .testing import FORBIDDEN_REASON, ISOLATION_VARIABLE, TASK_DIR_VARIABLE
+from .testing import (ABSENT_VARIABLE, BUDGET_VARIABLE, FORBIDDEN_REASON, ISOLATION_VARIABLE,
+                      SCANNED_VARIABLE, TASK_DIR_VARIABLE, declared_forbidden, scan_task_file)
 
 STARTUP_GRACE_SECONDS = 60.0   # interpreter + pytest + NumPy start-up, on a slow shared machine
+BUDGET_GRACE_SECONDS = 5.0
+DEFAULT_BUDGET_SECONDS = 300.0  # wall-clock time per submission, worker start-ups included
+
+
+def budget_reason(budget):
+    return (f"not run: the submission's time budget ({budget:g} s, worker start-ups included) "
+            f"was used up")
 
 
 @dataclass
@@ -39,18 +47,29 @@ class TestResult:
         return asdict(self)
 
 
+HIDDEN_TESTS = "hidden"       # tests/hidden/test_<id>_hidden.py: graded, never in the handout
+
+
 def discover_tasks(exercise_dir):
-    """{task id: test file} from ``<exercise_dir>/tests/test_<id>.py``, sorted by id."""
+    """{task id: [test files]} from ``<exercise_dir>/tests/test_<id>.py`` and, when there is one,
+    ``tests/hidden/test_<id>_hidden.py``; sorted by id."""
     tests = Path(exercise_dir) / "tests"
     if not tests.is_dir():
         raise FileNotFoundError(f"grade: {exercise_dir} has no tests/ folder; pass the exercises "
                                 f"folder (the one holding tasks/, tests/ and solutions/)")
-    return {path.stem[len("test_"):]: path for path in sorted(tests.glob("test_*.py"))}
+    tasks = {}
+    for path in sorted(tests.glob("test_*.py")):
+        hidden = tests / HIDDEN_TESTS / f"{path.stem}_hidden.py"
+        tasks[path.stem[len("test_"):]] = [path] + ([hidden] if hidden.is_file() else [])
+    return tasks
 
 
-def _child_environment(task_dir, isolation):
+def _child_environment(task_dir, isolation, scanned, budget_ends, absent):
     environment = dict(os.environ)
+    environment[ABSENT_VARIABLE] = json.dumps(sorted(absent))
     environment[ISOLATION_VARIABLE] = isolation
+    environment[SCANNED_VARIABLE] = json.dumps(scanned)
+    environment[BUDGET_VARIABLE] = repr(budget_ends)
     package_root = str(Path(__file__).resolve().parents[2])   # makes `import minidense` work
     environment["PYTHONPATH"] = os.pathsep.join(
         p for p in (package_root, environment.get("PYTHONPATH")) if p)
@@ -64,14 +83,17 @@ def _child_environment(task_dir, isolation):
     return environment
 
 
-def _run_pytest(targets, task_dir, progress_path, timeout, cwd, isolation, on_progress):
-    """Run pytest on ``targets``; return (exit code or 'timeout', output tail)."""
+def _run_pytest(targets, task_dir, progress_path, timeout, cwd, isolation, on_progress, scanned,
+                budget_ends, absent):
+    """Run pytest on ``targets``; return (exit code, 'timeout' or 'budget', output tail)."""
     command = [sys.executable, "-m", "pytest", "-q", "--tb=short", "-p", "no:cacheprovider",
                "--continue-on-collection-errors",
                "-p", "minidense.grading.plugin", "--grading-progress", str(progress_path),
                "--grading-timeout", str(timeout), "--rootdir", str(cwd), *targets]
     with tempfile.TemporaryFile("w+") as log:
-        child = subprocess.Popen(command, cwd=cwd, env=_child_environment(task_dir, isolation),
+        child = subprocess.Popen(command, cwd=cwd,
+                                 env=_child_environment(task_dir, isolation, scanned, budget_ends,
+                                                         absent),
                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
         started = time.time()
@@ -83,6 +105,9 @@ def _run_pytest(targets, task_dir, progress_path, timeout, cwd, isolation, on_pr
             if time.time() - max(last_event, started) > allowed:
                 _kill_group(child)
                 return "timeout", ""
+            if time.time() > budget_ends + BUDGET_GRACE_SECONDS:   # the plugin did not stop it
+                _kill_group(child)
+                return "budget", ""
             on_progress(progress_path)
         on_progress(progress_path)
         log.seek(0)
@@ -98,18 +123,40 @@ def _kill_group(child):
 
 
 def task_of(nodeid):
-    """'test_im2col.py::test_shape' -> 'im2col'."""
-    return Path(nodeid.split("::", 1)[0]).stem[len("test_"):]
+    """'test_im2col.py::test_shape' (or 'hidden/test_im2col_hidden.py::...') -> 'im2col'."""
+    stem = Path(nodeid.split("::", 1)[0]).stem[len("test_"):]
+    return stem[:-len("_hidden")] if nodeid.startswith(HIDDEN_TESTS + "/") else stem
 
 
-def grade_tasks(tasks, task_dir, timeout, isolation="auto", on_task_done=None):
-    """Grade ``tasks`` ({task id: test file}) in one trusted child (more if one dies).
+def scan_sources(tasks, task_dir):
+    """{task id: message, or None when clean}: the static scan of each task file, run here
+    before pytest starts, so no test's time limit can cut it short. A task whose test file
+    cannot be read is left out (pytest reports that test file)."""
+    found = {}
+    for task_id, test_files in tasks.items():
+        try:
+            forbidden = declared_forbidden(test_files[0])
+        except Exception:                        # noqa: BLE001 - a broken test file
+            continue
+        found[task_id] = scan_task_file(task_id, Path(task_dir) / f"{task_id}.py", forbidden)
+    return found
+
+
+def grade_tasks(tasks, task_dir, timeout, isolation="auto", on_task_done=None, budget=None,
+                budget_ends=None, absent=()):
+    """Grade ``tasks`` ({task id: [test files]}) in one trusted child (more if one dies).
 
     Returns {task id: [TestResult]}; ``on_task_done(task_id, results)`` is called as soon as each
-    task's tests are all done.
+    task's tests are all done. Tests not started before ``budget_ends`` (epoch seconds) fail
+    with the budget as their reason; the tests of ``absent`` tasks (not submitted) fail at once,
+    without a worker.
     """
-    test_files = [Path(f).resolve() for f in tasks.values()]
-    finished, tests, forbidden, reported = {}, None, {}, set()
+    budget = DEFAULT_BUDGET_SECONDS if budget is None else budget
+    budget_ends = time.time() + budget if budget_ends is None else budget_ends
+    test_files = [Path(f).resolve() for files in tasks.values() for f in files]
+    scanned = scan_sources({t: files for t, files in tasks.items() if t not in absent}, task_dir)
+    finished, tests, reported = {}, None, set()
+    forbidden = {task_id: message for task_id, message in scanned.items() if message}
     targets = [str(f) for f in test_files]
 
     def report_done(progress_path):
@@ -128,7 +175,8 @@ def grade_tasks(tasks, task_dir, timeout, isolation="auto", on_task_done=None):
         for attempt in range(1000):                       # bounded by the number of tests
             progress_path = Path(scratch) / f"progress{attempt}.json"
             code, log = _run_pytest(targets, task_dir, progress_path, timeout,
-                                    test_files[0].parent, isolation, report_done)
+                                    test_files[0].parent, isolation, report_done, scanned,
+                                    budget_ends, absent)
             progress = _read(progress_path)
             if tests is None:
                 if not progress["tests"]:
@@ -140,9 +188,14 @@ def grade_tasks(tasks, task_dir, timeout, isolation="auto", on_task_done=None):
             current = progress["current"]
             if current and current not in finished:
                 why = (f"timed out (killed after {2 * timeout + 1:g} s)" if code == "timeout"
+                       else budget_reason(budget) if code == "budget"
                        else f"the test process ended during this test (exit code {code})")
                 finished[current] = {"status": "failed", "reason": why, "output": ""}
             remaining = [t["nodeid"] for t in tests if t["nodeid"] not in finished]
+            if remaining and time.time() > budget_ends:
+                finished.update({nodeid: {"status": "failed", "reason": budget_reason(budget),
+                                          "output": ""} for nodeid in remaining})
+                remaining = []
             if not remaining or (not current and not progress["results"]):
                 break
             targets = [str(test_files[0].parent / nodeid) for nodeid in remaining]
@@ -180,12 +233,16 @@ def _result(task_id, test, outcome, forbidden):
 
 
 def grade_exercises(exercise_dir, task_dir, task_ids=None, timeout=10.0, jobs=1,
-                    on_task_done=None, isolation="auto"):
+                    on_task_done=None, isolation="auto", budget=DEFAULT_BUDGET_SECONDS,
+                    absent=()):
     """Grade every task (or those in ``task_ids``) with the modules in ``task_dir``.
 
     ``jobs`` trusted children share the tasks; results keep the task order.
-    ``on_task_done(task_id, results)`` is called as each task finishes.
+    ``on_task_done(task_id, results)`` is called as each task finishes. ``budget`` seconds of
+    wall-clock time are the submission's, from now, worker start-ups included. ``absent``:
+    tasks the submission has no file for (their tests fail as "not submitted").
     """
+    budget_ends = time.time() + budget
     tasks = discover_tasks(exercise_dir)
     unknown = sorted(set(task_ids or ()) - set(tasks))
     if unknown:
@@ -195,7 +252,8 @@ def grade_exercises(exercise_dir, task_dir, task_ids=None, timeout=10.0, jobs=1,
     groups = [chosen[i::max(1, jobs)] for i in range(min(max(1, jobs), len(chosen)))]
     with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
         parts = list(pool.map(lambda group: grade_tasks({t: tasks[t] for t in group}, task_dir,
-                                                        timeout, isolation, on_task_done),
+                                                        timeout, isolation, on_task_done,
+                                                        budget, budget_ends, set(absent)),
                               groups))
     by_task = {task_id: results for part in parts for task_id, results in part.items()}
     return [r for task_id in chosen for r in by_task.get(task_id, [])]

@@ -14,7 +14,14 @@ out once and the grader says which it got, in its output and in results.json:
 
 ``unshare`` is part of util-linux, on every Linux including Gradescope's Ubuntu images, so
 nothing needs installing; the mounts themselves are plain system calls in worker.py.
+
+At every level a worker gets a uid no other live worker has (``UidClaim``), a copy of its task
+file in its own scratch folder, its configuration through its pipe, and a seccomp filter that
+closes the keyrings (worker.close_keyrings). As root, where the machine allows a cgroup, memory
+and processes are bounded for the box as a whole (``BoxCgroup``); ``box_limits_description``
+says which limits applied.
 """
+import fcntl
 import json
 import os
 import shutil
@@ -45,8 +52,24 @@ MAX_OUTPUT_BYTES = 64 * 1024      # of a student's stdout/stderr, kept for feedb
 DEFAULT_LIMITS = {"cpu_seconds": 120, "memory": 4 << 30, "processes": 64,
                   "file_size": 16 << 20}
 FRAMEWORKS_HIDDEN = ("torch", "tensorflow", "jax")
-BOOT = ("import sys; sys.path[:0] = {paths!r}; "
-        "from minidense.grading.worker import main; main(sys.argv[1])")
+UID_LOCKS = Path(tempfile.gettempdir()) / "minidense-worker-uids"   # one lock file per live uid
+CGROUP_PREFIX = "minidense-box-"
+# The worker's command line holds nothing of the box: its configuration (paths, uid, mount plan)
+# is the first thing it reads from the request pipe, its standard input.
+BOOT = """import json, os, struct, sys
+def read(count):
+    data = b""
+    while len(data) < count:
+        chunk = os.read(0, count - len(data))
+        if not chunk:
+            sys.exit(3)
+        data += chunk
+    return data
+config = json.loads(read(struct.unpack("<Q", read(8))[0]))
+sys.path[:0] = config.pop("paths")
+from minidense.grading.worker import main
+main(config)
+"""
 
 _level = None
 
@@ -149,6 +172,133 @@ def worker_environment(home):
 
 
 # ----------------------------------------------------------------------------------------------
+# Limits for the box as a whole, and a uid of its own
+# ----------------------------------------------------------------------------------------------
+_cgroup_parents = None
+
+
+def _own_cgroup_folders():
+    """[(version, folder)]: where this process may make child cgroups with memory and process
+    limits (cgroup v2 with both controllers, else the v1 memory and pids hierarchies)."""
+    if not (_is_root() and sys.platform.startswith("linux")):
+        return []
+    try:
+        mounts = [line.split() for line in Path("/proc/self/mounts").read_text().splitlines()]
+        own = dict(line.split(":", 2)[1:] for line in
+                   Path("/proc/self/cgroup").read_text().splitlines() if line.count(":") >= 2)
+    except OSError:
+        return []
+
+    def folder(mount_point, relative):
+        inside = Path(mount_point + relative.rstrip("/"))
+        return inside if inside.is_dir() else Path(mount_point)
+
+    for fields in mounts:
+        if fields[2] == "cgroup2":
+            parent = folder(fields[1], own.get("", "/"))
+            try:
+                enabled = (parent / "cgroup.subtree_control").read_text().split()
+                if not {"memory", "pids"} <= set(enabled):
+                    (parent / "cgroup.subtree_control").write_text("+memory +pids")
+                return [("v2", parent)]
+            except OSError:
+                pass
+    v1 = {}
+    for fields in mounts:
+        if fields[2] == "cgroup":
+            for controller in ("memory", "pids"):
+                if controller in fields[3].split(",") and controller not in v1:
+                    v1[controller] = folder(fields[1], own.get(controller, "/"))
+    if len(v1) == 2 and all(os.access(f, os.W_OK) for f in v1.values()):
+        return [("v1", v1["memory"]), ("v1", v1["pids"])]
+    return []
+
+
+def box_limits_description():
+    """How memory and processes are limited, for the grader's output and results.json."""
+    parents = cgroup_parents()
+    if parents:
+        return (f"memory and processes limited for each box as a whole (cgroup "
+                f"{parents[0][0]})")
+    return "memory and processes limited per process only (resource limits; no cgroup allowed)"
+
+
+def cgroup_parents():
+    global _cgroup_parents
+    if _cgroup_parents is None:
+        _cgroup_parents = _own_cgroup_folders()
+    return _cgroup_parents
+
+
+class BoxCgroup:
+    """The cgroup(s) one box runs in: its memory and process count bounded as a whole. The worker
+    joins them itself (worker.join_cgroups) before it runs any student code."""
+
+    def __init__(self, name, limits):
+        self.folders = [parent / name for _, parent in cgroup_parents()]
+        self.remove()                                    # one left behind by a killed grader
+        for (version, _), folder in zip(cgroup_parents(), self.folders):
+            folder.mkdir()
+            if version == "v2":
+                (folder / "memory.max").write_text(str(limits["memory"]))
+                (folder / "memory.swap.max").write_text("0") \
+                    if (folder / "memory.swap.max").exists() else None
+                (folder / "pids.max").write_text(str(limits["processes"]))
+            elif (folder / "memory.limit_in_bytes").exists():
+                (folder / "memory.limit_in_bytes").write_text(str(limits["memory"]))
+                if (folder / "memory.memsw.limit_in_bytes").exists():
+                    (folder / "memory.memsw.limit_in_bytes").write_text(str(limits["memory"]))
+            else:
+                (folder / "pids.max").write_text(str(limits["processes"]))
+
+    def remove(self):
+        """Kill whatever still runs in the box's cgroups, then remove them."""
+        for folder in self.folders:
+            for attempt in range(200 if folder.is_dir() else 0):
+                try:
+                    pids = (folder / "cgroup.procs").read_text().split()
+                except OSError:
+                    break
+                for pid in pids:
+                    _signal(int(pid))
+                try:
+                    folder.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.01)
+
+
+class UidClaim:
+    """A worker uid no other live worker has (of this grader or another one on the machine): the
+    claim is an exclusive lock on a file named after the uid, held until ``release``."""
+
+    def __init__(self):
+        self.uid, self._fd = None, None
+        if not _is_root():
+            return
+        UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(UID_LOCKS)
+        if info.st_uid != os.geteuid() or not os.path.isdir(UID_LOCKS) or info.st_mode & 0o077:
+            raise PermissionError(f"{UID_LOCKS} must be a folder of the grader's own, mode 0700")
+        for step in range(1000):
+            uid = WORKER_BASE_UID + (os.getpid() + step) % 1000
+            fd = os.open(UID_LOCKS / str(uid), os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.uid, self._fd = uid, fd
+            return
+        raise RuntimeError("all worker uids (64000-64999) are in use")
+
+    def release(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# ----------------------------------------------------------------------------------------------
 # One worker
 # ----------------------------------------------------------------------------------------------
 class Worker:
@@ -159,40 +309,65 @@ class Worker:
         self.task_id, self.submission = task_id, Path(submission).resolve()
         self.forbidden, self.isolation = list(forbidden), isolation
         self.limits = {**DEFAULT_LIMITS, **(limits or {})}
-        self.process = None
-        self.uid = WORKER_BASE_UID + os.getpid() % 1000 if _is_root() else None
+        self.process = self.cgroup = self.claim = self.scratch = self.log = None
+        self.request_fd = self.reply_fd = None
 
-    def start(self, deadline):
-        """Start the box; returns the worker's first message (loaded, or why not)."""
-        self.scratch = Path(tempfile.mkdtemp(prefix=f"minidense-worker-{self.task_id}-"))
-        home = self.scratch / "home"
+    def _scratch_copy(self):
+        """The box's scratch folder, holding a copy of the task file the worker can always read
+        (even when the submission sits in a folder only the grader may enter) and no other
+        worker's uid can."""
+        self.scratch = Path(tempfile.mkdtemp(prefix="minidense-worker-"))
+        os.chmod(self.scratch, 0o711)
+        box_submission, home = self.scratch / "submission", self.scratch / "home"
+        box_submission.mkdir()
         home.mkdir()
-        if self.uid is not None and self.isolation == "uid":
-            os.chmod(self.scratch, 0o711)
-            os.chown(home, self.uid, self.uid)
+        source = self.submission / f"{self.task_id}.py"
+        copied = box_submission / source.name
+        if source.is_file() and not source.is_symlink():
+            shutil.copyfile(source, copied)
+        # The worker runs as the claimed uid, except in a user namespace (there, and without
+        # root, as the grader's own user): then the files stay readable to all.
+        uid = self.claim.uid if self.isolation != "user-namespaces" else None
+        for path, own_mode, shared_mode in ((copied, 0o400, 0o644), (box_submission, 0o500, 0o755),
+                                            (home, 0o700, 0o755)):
+            if path.exists():
+                if uid is not None:
+                    os.chown(path, uid, uid)
+                os.chmod(path, own_mode if uid is not None else shared_mode)
         (self.scratch / "root").mkdir()
+        return box_submission, home
+
+    def start(self, deadline, budget_deadline=float("inf")):
+        """Start the box; returns the worker's first message (loaded, or why not). Start-up
+        may take STARTUP_SECONDS beyond ``deadline``, never past ``budget_deadline``."""
+        self.claim = UidClaim()
+        box_submission, home = self._scratch_copy()
+        boxed = self.isolation in ("namespaces", "user-namespaces")
+        if self.isolation in ("namespaces", "uid") and cgroup_parents():
+            self.cgroup = BoxCgroup(f"{CGROUP_PREFIX}{self.claim.uid}", self.limits)
         request_read, self.request_fd = os.pipe()
         self.reply_fd, reply_write = os.pipe()
         self.log = open(self.scratch / "output.txt", "w+b")
-        boxed = self.isolation in ("namespaces", "user-namespaces")
-        config = {"task": self.task_id, "file": f"{self.task_id}.py",
-                  "submission": str(self.submission), "forbidden": self.forbidden,
-                  "isolation": self.isolation, "uid": self.uid, "limits": self.limits,
-                  "fds": [request_read, reply_write],
-                  "plan": filesystem_plan(self.scratch / "root", self.submission) if boxed else None}
-        boot = BOOT.format(paths=[_library_parent()])
-        command = [sys.executable, "-I", "-c", boot, json.dumps(config)]
+        config = {"paths": [_library_parent()], "task": self.task_id,
+                  "file": f"{self.task_id}.py", "submission": str(box_submission),
+                  "forbidden": self.forbidden, "isolation": self.isolation,
+                  "uid": self.claim.uid, "limits": self.limits, "reply_fd": reply_write,
+                  "cgroups": [str(f) for f in self.cgroup.folders] if self.cgroup else [],
+                  "plan": filesystem_plan(self.scratch / "root", box_submission) if boxed else None}
+        command = [sys.executable, "-I", "-c", BOOT]
         if boxed:
             user = [] if self.isolation == "namespaces" else ["--user", "--map-root-user"]
             command = [shutil.which("unshare"), *user, *NAMESPACE_FLAGS, *command]
         self.process = subprocess.Popen(
-            command, pass_fds=(request_read, reply_write), stdin=subprocess.DEVNULL,
+            command, pass_fds=(reply_write,), stdin=request_read,
             stdout=self.log, stderr=self.log, start_new_session=True,
             env=worker_environment("/tmp" if boxed else str(home)),
             cwd="/" if boxed else str(home))
         os.close(request_read)
         os.close(reply_write)
-        return self.read(max(deadline, time.monotonic() + STARTUP_SECONDS))
+        text = json.dumps(config).encode()
+        wire.write_all(self.request_fd, len(text).to_bytes(8, "little") + text)
+        return self.read(min(max(deadline, time.monotonic() + STARTUP_SECONDS), budget_deadline))
 
     def request(self, message, deadline):
         wire.write_message(self.request_fd, message)
@@ -219,23 +394,35 @@ class Worker:
         return os.fstat(self.log.fileno()).st_size
 
     def stop(self):
-        """End the box and everything started in it; remove its files."""
-        if self.process is None:
-            return
-        if self.isolation in ("namespaces", "user-namespaces"):
-            for pid in _children(self.process.pid):      # the box's first process: when it
-                _signal(pid)                             # ends, the kernel ends all the others
-        elif self.isolation == "uid" and self.uid is not None:
-            kill_all_processes_of(self.uid)
-        else:
-            _signal(-self.process.pid)                   # the worker's session
-        _signal(self.process.pid)
-        self.process.wait()
+        """End the box and everything started in it; remove its files and cgroups; free its uid
+        (also after a start that failed half-way)."""
+        if self.process is not None:
+            if self.isolation in ("namespaces", "user-namespaces"):
+                for pid in _children(self.process.pid):  # the box's first process: when it
+                    _signal(pid)                         # ends, the kernel ends all the others
+            elif self.isolation == "uid" and self.claim.uid is not None:
+                kill_all_processes_of(self.claim.uid)
+            else:
+                _signal(-self.process.pid)               # the worker's session
+            _signal(self.process.pid)
+            self.process.wait()
+            self.process = None
         for fd in (self.request_fd, self.reply_fd):
-            os.close(fd)
-        self.log.close()
-        self.process = None
-        shutil.rmtree(self.scratch, ignore_errors=True)
+            if fd is not None:
+                os.close(fd)
+        self.request_fd = self.reply_fd = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
 
 def _is_root():

@@ -15,7 +15,9 @@ creator is a ``RemoteFunction``: a Function like any other to the engine here, w
 the worker for the gradients of the inputs. Every answer is checked (wire.py, and shapes here)
 before a test sees it, so the verdict never depends on code that ran in the student's process.
 """
+import re
 import time
+from pathlib import Path
 
 import numpy
 
@@ -75,9 +77,10 @@ class Session:
                              self.limits)
         self.output_read = 0
         try:
-            ready = self.worker.start(deadline)
+            ready = self.worker.start(deadline, time.monotonic() + self.clock.budget_left())
         except TimeoutError:
-            self.load_failure = "loading the module took longer than the time limit"
+            if not self.clock.budget_spent():
+                self.load_failure = "loading the module took longer than the time limit"
             raise
         except EOFError:
             code = self.worker.exit_code()
@@ -103,7 +106,8 @@ class Session:
         text = f"{error['type']}: {error['message']}" if error["message"] else error["type"]
         if error["type"] == "ForbiddenUse":
             self.forbidden_use = text
-        return text + (f"\n{error['where']}" if error["where"] else "")
+        where = notebook_places(error["where"], Path(self.submission) / f"{self.task_id}.py")
+        return text + (f"\n{where}" if where else "")
 
     def take_output(self):
         """What the student's code printed since the last call (their own stdout/stderr)."""
@@ -119,11 +123,55 @@ class Session:
             self.worker = None
 
 
-class TestClock:
-    """The current test's deadline, set by the grading plugin (a generous default otherwise)."""
+CELL_MARKER = re.compile(r"^# --- (.+\.ipynb), cell (\d+) ---$")
+PLACE = re.compile(r"^(\S+\.py), line (\d+)(, in .*)$")
 
-    def __init__(self, default_seconds=60.0):
+
+def notebook_places(where, task_file):
+    """The worker's 'im2col.py, line 57, in ...' lines, as 'homework.ipynb, cell 3, line 5, in
+    ...' when the task file was made from a notebook (workspace.py marks where each cell starts);
+    unchanged otherwise."""
+    try:
+        lines = task_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return where
+    starts = [(number, found.group(1), found.group(2)) for number, line in
+              enumerate(lines, start=1) if (found := CELL_MARKER.match(line))]
+    if not starts:
+        return where
+
+    def place(line):
+        found = PLACE.match(line)
+        if not found or found.group(1) != task_file.name:
+            return line
+        number = int(found.group(2))
+        cells = [start for start in starts if start[0] < number]
+        if not cells:
+            return line
+        marker, notebook, cell = cells[-1]
+        return f"{notebook}, cell {cell}, line {number - marker}{found.group(3)}"
+
+    return "\n".join(place(line) for line in where.splitlines())
+
+
+class TestClock:
+    """The current test's deadline, set by the grading plugin (a generous default otherwise),
+    never later than the end of the submission's time budget (``budget_ends``, epoch seconds,
+    from the grader; none under plain pytest)."""
+
+    def __init__(self, default_seconds=60.0, budget_ends=None):
         self.default_seconds, self.seconds, self.until = default_seconds, None, None
+        self.budget_ends = budget_ends
+
+    def budget_left(self):
+        """Seconds left of the submission's budget (infinite without one)."""
+        return float("inf") if self.budget_ends is None else self.budget_ends - time.time()
+
+    def budget_spent(self):
+        return self.budget_left() <= 0
+
+    def budget_message(self):
+        return "not run: the submission's time budget (--budget) was used up"
 
     def start(self, seconds):
         self.seconds = seconds if seconds and seconds > 0 else None
@@ -136,10 +184,13 @@ class TestClock:
         return self.deadline()
 
     def deadline(self):
-        return self.until if self.until is not None else time.monotonic() + self.default_seconds
+        own = self.until if self.until is not None else time.monotonic() + self.default_seconds
+        return min(own, time.monotonic() + self.budget_left())
 
     def expire(self):
-        from .testing import TimeLimitExceeded
+        from .testing import BudgetSpent, TimeLimitExceeded
+        if self.budget_spent():
+            raise BudgetSpent(self.budget_message())
         raise TimeLimitExceeded(f"timed out after {self.seconds or self.default_seconds:g} s")
 
 

@@ -111,12 +111,12 @@ def send(fd, encoded):
     """Write a message made by ``encode``."""
     document, arrays = encoded
     total = sum(a.nbytes for a in arrays)
-    _write_all(fd, HEADER.pack(MAGIC, len(document), total) + document)
+    write_all(fd, HEADER.pack(MAGIC, len(document), total) + document)
     for array in arrays:
-        _write_all(fd, memoryview(array).cast("B") if array.nbytes else b"")
+        write_all(fd, memoryview(array).cast("B") if array.nbytes else b"")
 
 
-def _write_all(fd, data):
+def write_all(fd, data):
     view = memoryview(data)
     while view:
         written = os.write(fd, view)

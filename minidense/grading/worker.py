@@ -1,8 +1,10 @@
 """The worker: the only process that ever runs a student's code, inside its box.
 
-The grader starts it (see sandbox.py) as the first process of fresh Linux namespaces, and it
+The grader starts it (see sandbox.py) as the first process of fresh Linux namespaces. It reads
+its configuration from the request pipe (nothing of it is on its command line), and it
 
-1. imports NumPy and minidense while it still sees the whole machine;
+1. joins the box's cgroups (memory and processes bounded for the box as a whole, where the
+   machine allows), then imports NumPy and minidense while it still sees the whole machine;
 2. builds the box's filesystem (``enter_box``): an empty root holding read-only copies (bind
    mounts) of the Python installation, the student's task files at /submission and a private,
    writable /tmp; not the library's source, not the exercises' tests or solutions, not the home
@@ -10,8 +12,9 @@ The grader starts it (see sandbox.py) as the first process of fresh Linux namesp
 3. switches off the library code the task forbids (``switch_off``): every forbidden function's
    code is replaced *in place* by one that raises ``ForbiddenUse``, so whatever route reaches it
    (an import, ``sys.modules``, ``getattr``, the garbage collector) finds the stub;
-4. drops root for an unprivileged uid, sets resource limits (CPU time, memory, open files,
-   processes, file size), and loads the student's module;
+4. drops root for an unprivileged uid of its own, sets resource limits (CPU time, memory, open
+   files, processes, file size), takes a fresh, empty session keyring and installs a seccomp
+   filter that refuses every keyring call (``close_keyrings``), and loads the student's module;
 5. answers the grader's requests (``serve``): call this function with these values, read this
    attribute, run backward from this output. Requests and answers are plain data (wire.py).
 
@@ -22,7 +25,6 @@ import ctypes
 import ctypes.util
 import importlib
 import importlib.util
-import json
 import os
 import pkgutil
 import resource
@@ -34,7 +36,12 @@ from collections import OrderedDict
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 18
 CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
-PR_SET_NO_NEW_PRIVS = 38
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+KEYCTL_JOIN_SESSION_KEYRING = 1
+# The key management system calls (add_key, request_key, keyctl) per architecture, as the
+# seccomp filter sees it: (audit architecture, their numbers, first number of another ABI).
+KEY_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250), 0x40000000),   # x32 numbers from 2^30
+                "aarch64": (0xC00000B7, (217, 218, 219), None)}
 MAX_GRAPHS = 2000                     # recorded graphs kept for backward requests
 BOX_SUBMISSION = "/submission"        # where the student's files are, inside the box
 
@@ -111,6 +118,59 @@ def enter_box(plan):
     os.chdir("/tmp")
 
 
+def join_cgroups(folders):
+    """Move this process (and so everything it starts) into the box's cgroups."""
+    for folder in folders:
+        with open(os.path.join(folder, "cgroup.procs"), "w") as procs:
+            procs.write("0")
+
+
+def _bpf_filter_refusing(architecture, numbers, foreign_abi):
+    """A classic BPF seccomp program: system calls ``numbers`` (and any call of another
+    architecture or ABI) fail with EPERM; everything else is allowed."""
+    load_word, jump_equal, jump_at_least, ret = 0x20, 0x15, 0x35, 0x06
+    allow, refuse = 0x7FFF0000, 0x00050000 | 1               # SECCOMP_RET_ALLOW, _ERRNO(EPERM)
+    program = [(load_word, 0, 0, 4),                          # seccomp_data.arch
+               (jump_equal, 1, 0, architecture),
+               (ret, 0, 0, refuse),
+               (load_word, 0, 0, 0)]                          # seccomp_data.nr
+    if foreign_abi is not None:
+        program += [(jump_at_least, 0, 1, foreign_abi), (ret, 0, 0, refuse)]
+    for number in numbers:
+        program += [(jump_equal, 0, 1, number), (ret, 0, 0, refuse)]
+    return program + [(ret, 0, 0, allow)]
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
+                ("k", ctypes.c_uint)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def close_keyrings():
+    """A fresh, empty session keyring, then no way to reach any keyring: add_key, request_key
+    and keyctl fail with EPERM for this process and everything it starts (a seccomp filter,
+    which nothing can remove). No key of the grader's, of another worker or of the uid's
+    persistent keyring can be read, changed or left behind."""
+    import platform
+    machine = platform.machine()
+    if machine not in KEY_SYSCALLS:
+        raise OSError(f"no keyring filter for this machine ({machine})")
+    architecture, numbers, foreign_abi = KEY_SYSCALLS[machine]
+    libc().syscall(ctypes.c_long(numbers[2]), ctypes.c_long(KEYCTL_JOIN_SESSION_KEYRING),
+                   ctypes.c_void_p(None))
+    instructions = _bpf_filter_refusing(architecture, numbers, foreign_abi)
+    array = (_SockFilter * len(instructions))(*[_SockFilter(*i) for i in instructions])
+    program = _SockFprog(len(instructions), array)
+    libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if libc().prctl(ctypes.c_int(PR_SET_SECCOMP), ctypes.c_ulong(SECCOMP_MODE_FILTER),
+                    ctypes.byref(program), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
+        raise OSError(ctypes.get_errno(), "installing the keyring filter failed")
+
+
 def drop_privileges(config):
     """Become an unprivileged user with hard resource limits; nothing can undo it later."""
     if config["isolation"] == "user-namespaces":
@@ -130,6 +190,8 @@ def drop_privileges(config):
             resource.setrlimit(getattr(resource, name), (value, value))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # a too-big write fails, not kills
     libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if sys.platform.startswith("linux"):
+        close_keyrings()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -138,6 +200,7 @@ def drop_privileges(config):
 def import_library():
     """Import all of minidense that student code may use, before its source goes out of view."""
     import numpy  # noqa: F401
+    import numpy.random  # noqa: F401  (loaded lazily by NumPy; later the folder may be closed)
     import minidense
     skip = ("minidense.grading", "minidense.__main__", "minidense.bench", "minidense.train",
             "minidense.analysis.cli", "minidense.models.torch_reference")
@@ -371,9 +434,11 @@ def serve(server, wire, request_fd, reply_fd, submission):
         wire.send(reply_fd, encoded)
 
 
-def main(config_text):
-    config = json.loads(config_text)
-    request_fd, reply_fd = config["fds"]
+def main(config):
+    """Run the worker: ``config`` (read from the request pipe by the boot code in sandbox.py)
+    says which task, where its file is, the box's plan and limits."""
+    request_fd, reply_fd = 0, config["reply_fd"]
+    join_cgroups(config["cgroups"])
     from minidense.grading import wire
     import_library()
     import minidense as md
