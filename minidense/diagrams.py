@@ -216,6 +216,17 @@ def draw_batch_norm_graph(ax=None):
 # ------------------------------------------------------------------------------------------------
 # Chapter 5: pooling windows and the gradient of concatenation
 # ------------------------------------------------------------------------------------------------
+def _pool_forward_backward(name, image, grad_out, size):
+    """The library's pooling op on a (H, W) image: its output and the input's gradient for the
+    upstream gradient ``grad_out`` (what the picture shows is what the op computes)."""
+    import minidense as md
+    import minidense.nn.functional as F
+    x = md.tensor(image[None, None], requires_grad=True)
+    y = getattr(F, name)(x, size)
+    y.backward(md.tensor(grad_out[None, None]))
+    return y.numpy()[0, 0], x.grad.numpy()[0, 0]
+
+
 def draw_pooling(x, grad_out, size=2):
     """2x2 (stride 2) pooling of a 1-channel image, forward and backward, average and max.
 
@@ -227,19 +238,10 @@ def draw_pooling(x, grad_out, size=2):
     import numpy
     x, grad_out = numpy.asarray(x, dtype=float), numpy.asarray(grad_out, dtype=float)
     height, width = x.shape
-    windows = x.reshape(height // size, size, width // size, size)
-    average = windows.mean(axis=(1, 3))
-    maximum = windows.max(axis=(1, 3))
-    grad_average = numpy.repeat(numpy.repeat(grad_out / size ** 2, size, 0), size, 1)
-    grad_max = numpy.zeros_like(x)
-    winner = {}
-    for r in range(height // size):
-        for c in range(width // size):
-            block = x[r * size:(r + 1) * size, c * size:(c + 1) * size]
-            i, j = numpy.unravel_index(numpy.argmax(block), block.shape)
-            grad_max[r * size + i, c * size + j] = grad_out[r, c]
-            winner[(r * size + i, c * size + j)] = True
-
+    (average, grad_average), (maximum, grad_max) = (
+        _pool_forward_backward(pool, x, grad_out, size) for pool in ("avg_pool2d", "max_pool2d"))
+    _, routed = _pool_forward_backward("max_pool2d", x, numpy.ones_like(grad_out), size)
+    winner = {(int(r), int(c)): True for r, c in zip(*numpy.nonzero(routed))}
     def tint(shape, per_pixel):
         return [[per_pixel(r, c) for c in range(shape[1])] for r in range(shape[0])]
 
