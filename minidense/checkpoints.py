@@ -13,12 +13,13 @@ A checkpoint may come from elsewhere or be edited by hand, so its training state
 by value before anything uses it (``check_training_state``, then against the model, optimizer and
 scheduler it is loaded into, in ``restore_state``); a wrong value is a CheckpointError naming it.
 """
+import contextlib
 import math
 from pathlib import Path
 
 import numpy
 
-from . import random as md_random
+from . import creation, random as md_random
 from .errors import UsageError
 from .models import get_model
 from .run_folder import METRIC_COLUMNS
@@ -217,6 +218,21 @@ def check_optimizer_state(state, parameters, source):
                                                         f"{shape}")
 
 
+def weights_bound_the_model(checkpoint, source="the checkpoint"):
+    """A block in which building a model may make little more than the checkpoint's weights hold
+    (the model's parameters and buffers are exactly those weights): a description edited to ask
+    for a huge model is refused before anything that size is allocated."""
+    weights = checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    if not isinstance(weights, dict):          # the checks of the weights themselves say why
+        return contextlib.nullcontext()
+    held = sum(int(numpy.size(v)) for v in weights.values())
+    # room for a model somewhat off (its weights then fail to load with the layer named), not
+    # for one of any size: twice the weights plus a million numbers (4 MB of float32)
+    return creation.allocation_budget(2 * held + 2 ** 20, CheckpointError(
+        f"{source} describes a model larger than the {held:,} weights it holds; the file was "
+        f"edited or damaged: use another checkpoint or start a new run"))
+
+
 def model_from_checkpoint(checkpoint, source="the checkpoint"):
     """Rebuild a checkpoint's model from its stored config and load its weights."""
     config = checkpoint.get("model_config") if isinstance(checkpoint, dict) else None
@@ -226,7 +242,10 @@ def model_from_checkpoint(checkpoint, source="the checkpoint"):
                          f"model.load_state_dict(md.load(path))")
     config = dict(config)
     try:
-        model = get_model(config.pop("name"), **config)
+        with weights_bound_the_model(checkpoint, source):
+            model = get_model(config.pop("name"), **config)
+    except CheckpointError:
+        raise
     except (ValueError, TypeError) as error:      # a config the model constructors refuse
         raise UsageError(f"{source} describes a model that cannot be built: {error}") from None
     load_weights(model, checkpoint["model"], source)

@@ -1,4 +1,7 @@
 """Making tensors: md.tensor, zeros, ones, randn, rand, arange, full, *_like (PyTorch's names)."""
+import contextlib
+import math
+
 import numpy
 
 from . import backend
@@ -35,9 +38,30 @@ def _shape(shape):
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 
 
+_budget = []    # [values left, error to raise]: inside ``allocation_budget``
+
+
+@contextlib.contextmanager
+def allocation_budget(values, error):
+    """Inside the block, the functions below refuse (raising ``error``) to make more than
+    ``values`` numbers in all, before allocating them. For models described by a file from
+    elsewhere: a checkpoint that holds N weights may make minidense build a model of N numbers,
+    not whatever size its description asks for."""
+    _budget.append([values, error])
+    try:
+        yield
+    finally:
+        _budget.pop()
+
+
 def _make(fill, shape, dtype, device, requires_grad):
     xp = backend.array_module(device if device is not None else backend.default_device())
-    return Tensor(fill(xp, _shape(shape), _dtype(dtype)), requires_grad=requires_grad)
+    shape = _shape(shape)
+    if _budget:
+        _budget[-1][0] -= math.prod(int(n) for n in shape)
+        if _budget[-1][0] < 0:
+            raise _budget[-1][1]
+    return Tensor(fill(xp, shape, _dtype(dtype)), requires_grad=requires_grad)
 
 
 def zeros(*shape, dtype=None, device=None, requires_grad=False):

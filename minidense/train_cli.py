@@ -14,7 +14,7 @@ from pathlib import Path
 from .data import DATASETS, DEFAULT_DATASET
 from .errors import StopSignals, UsageError, UserError, report_user_error, signals_held
 from .models import MODELS
-from .checkpoints import read_training_checkpoint
+from .checkpoints import read_training_checkpoint, weights_bound_the_model
 from .metrics import write_json
 from .run_folder import (RunFolderError, RunLock, check_writable_folder, default_out_dir,
                          describe, make_folder, storage_faults, write_results)
@@ -175,7 +175,11 @@ def how_to_go_on(error, out_dir):
 def start_run(args, settings, out_dir, checkpoint):
     """Build the run, take the run folder's lock, write config.json, train; returns the exit
     code. Nothing is written before the options, data and checkpoint have been checked."""
-    setup = build_from_args(settings)
+    if checkpoint is None:
+        setup = build_from_args(settings)
+    else:                  # the checkpoint's options describe the model: its weights bound it
+        with weights_bound_the_model(checkpoint, Path(settings["out"]) / "last.npz"):
+            setup = build_from_args(settings)
     previous = None
     if checkpoint is not None:
         previous = continue_run(setup, settings, checkpoint,

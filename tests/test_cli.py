@@ -165,6 +165,17 @@ def test_evaluate_a_checkpoint_whose_weights_are_not_a_dict_is_one_line(tmp_path
         in one_line_error(capsys, "evaluate")
 
 
+def test_evaluate_refuses_a_model_config_larger_than_its_weights(tmp_path, capsys):
+    import minidense as md
+    from minidense.models import densenet_cifar
+    model = densenet_cifar(10, 4, bottleneck=True, in_channels=1)
+    md.save({"model": model.state_dict(), "model_config": dict(model.config, depth=40_000)},
+            tmp_path / "edited.npz")
+    assert evaluate_cli.evaluate_main([str(tmp_path / "edited.npz"), "--limit", "8"]) == 2
+    assert f"{tmp_path / 'edited.npz'} describes a model larger than the" \
+        in one_line_error(capsys, "evaluate")
+
+
 def test_ctrl_c_while_evaluate_draws_waits_for_its_files(tmp_path, monkeypatch, capsys):
     import os
     import signal

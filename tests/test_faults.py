@@ -293,6 +293,26 @@ def test_edited_checkpoint_values_are_named_in_one_line(finished_run, tmp_path, 
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
 
 
+@pytest.mark.parametrize("key, value", [("arguments/depth", 30_004),
+                                        ("arguments/growth_rate", 100_000)])
+def test_a_checkpoint_asking_for_a_huge_model_is_refused_before_it_is_built(
+        finished_run, tmp_path, capsys, key, value):
+    """A few edited bytes must not make minidense allocate a model far larger than the file."""
+    import tracemalloc
+    run_dir = copy_of(finished_run, tmp_path)
+    md.save(edited(md.load(run_dir / "last.npz"), key, value), run_dir / "last.npz")
+    tracemalloc.start()
+    try:
+        assert train_cli.train_main(["--out", str(run_dir), "--resume", "--epochs", "3"]) == 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    error = one_line_error(capsys)
+    assert f"{run_dir / 'last.npz'} describes a model larger than the" in error
+    assert "edited or damaged" in error
+    assert peak < 200 * 2 ** 20
+
+
 def test_a_checkpoint_that_passes_the_checks_resumes(finished_run, tmp_path):
     run_dir = copy_of(finished_run, tmp_path)
     checkpoint = md.load(run_dir / "last.npz")
