@@ -10,11 +10,11 @@ textbook ones:
   weight decay (9 kernels per parameter before, 1 now).
 * Per-channel sums are reductions over N, H, W (one kernel each), not ``einsum``, which CuPy
   without cuTENSOR runs as two transposing copies and a batched product.
-* A convolution builds its columns with one copy (the kh*kw shifted views of the padded input,
-  stacked) and multiplies once for the whole batch; a 1x1 convolution is the product alone. The
-  weight gradient multiplies the matrices as they lie in memory (cuBLAS reads a transposed
-  operand by a flag), so no transposed copy is made, and for stride 1 the input gradient is the
-  convolution of dL/dy with the flipped kernel instead of col2im's kh*kw scattered additions.
+* A stride-1 convolution multiplies first, for the whole batch in one product, then shifts and
+  adds the kh*kw partial outputs, which have only O channels (the CPU's fast kernel does the same
+  image by image); a 1x1 convolution is the product alone. The backward pass shifts dL/dy into
+  the kh*kw offsets once (O channels again) and takes one product each for dL/dx and dL/dW, the
+  transposed operand read as it lies in memory (cuBLAS takes the transpose as a flag).
 
 ``cupy.fuse`` compiles the Python function into one CUDA kernel the first time it meets new
 argument types. On the CPU emulation of CuPy (``cupy_emulation.py``) it runs the same Python
@@ -24,9 +24,9 @@ textbook kernels and counts their launches without a GPU.
 import functools
 
 from .. import backend
-from ..ops.conv import conv2d_backward_im2col
+from ..ops.conv import conv2d_backward_im2col, conv2d_forward_im2col
 from ..ops.normalization import channel_axes, per_channel
-from ..ops.windows import kernel_offsets, output_size
+from ..ops.windows import output_size
 from . import fast_kernel
 
 
@@ -147,61 +147,74 @@ def _is_pointwise(weight, stride, padding):
     return weight.shape[2:] == (1, 1) and stride == (1, 1) and padding == (0, 0)
 
 
-def _columns(x, kernel_size, stride, padding):
-    """im2col in two copies: the padded input, then its kh*kw shifted views stacked along a new
-    axis. Returns (N, C*kh*kw, OH*OW), the textbook im2col's layout."""
-    xp = backend.get_array_module(x)
-    (n, c, h, w), (ph, pw) = x.shape, padding
-    out_hw = (output_size(h, kernel_size[0], stride[0], ph),
-              output_size(w, kernel_size[1], stride[1], pw))
-    if ph or pw:
-        padded = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
-        padded[:, :, ph:ph + h, pw:pw + w] = x
-    else:
-        padded = x
-    views = [padded[:, :, rows, columns]
-             for _, _, rows, columns in kernel_offsets(kernel_size, stride, out_hw)]
-    return xp.stack(views, axis=2).reshape(n, c * kernel_size[0] * kernel_size[1], -1), out_hw
+def _pad(a, ph, pw):
+    """a (N, C, H, W) with ph zero rows above and below and pw zero columns on each side."""
+    if not (ph or pw):
+        return a
+    n, c, h, w = a.shape
+    padded = backend.get_array_module(a).zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=a.dtype)
+    padded[:, :, ph:ph + h, pw:pw + w] = a
+    return padded
+
+
+def _offsets(kernel_size):
+    return [(i, j) for i in range(kernel_size[0]) for j in range(kernel_size[1])]
 
 
 @fast_kernel("conv2d_forward", array_module="cupy")
 def conv2d_forward(x, weight, stride, padding):
-    """y[n] = W2 @ columns(x)[n] for the whole batch in one batched product (no bias)."""
+    """Stride 1: multiply first, for the whole batch in one product, then shift and add,
+
+        partial[n, (i, j)] = W[:, :, i, j] @ x[n]     (O maps per offset)
+        y[n, :, r, s] = sum_ij partial[n, (i, j)][:, r + i - ph, s + j - pw]
+
+    so only the kh*kw partial outputs of O channels each are copied, never kh*kw copies of the
+    input (C channels). A 1x1 convolution is the product alone; other strides take the textbook
+    kernel."""
+    if stride != (1, 1):
+        return conv2d_forward_im2col(x, weight, stride, padding)
     xp = backend.get_array_module(x)
-    n, out_channels = x.shape[0], weight.shape[0]
+    (n, c, h, w), (o, _, kh, kw), (ph, pw) = x.shape, weight.shape, padding
     if _is_pointwise(weight, stride, padding):
-        y = xp.matmul(weight.reshape(out_channels, -1), x.reshape(n, x.shape[1], -1))
-        return y.reshape(n, out_channels, *x.shape[2:])
-    cols, out_hw = _columns(x, weight.shape[2:], stride, padding)
-    return xp.matmul(weight.reshape(out_channels, -1), cols).reshape(n, out_channels, *out_hw)
+        return xp.matmul(weight.reshape(o, c), x.reshape(n, c, h * w)).reshape(n, o, h, w)
+    oh, ow = output_size(h, kh, 1, ph), output_size(w, kw, 1, pw)
+    by_offset = xp.ascontiguousarray(weight.transpose(2, 3, 0, 1)).reshape(kh * kw * o, c)
+    partial = _pad(xp.matmul(by_offset, x.reshape(n, c, h * w)).reshape(n, kh * kw * o, h, w),
+                   ph, pw)
+    shifted = [partial[:, k * o:(k + 1) * o, i:i + oh, j:j + ow]
+               for k, (i, j) in enumerate(_offsets((kh, kw)))]
+    return xp.stack(shifted, axis=1).sum(axis=1)
 
 
 @fast_kernel("conv2d_backward", array_module="cupy")
 def conv2d_backward(gy, x, weight, stride, padding, need_x=True, need_weight=True):
-    """dL/dW2 = sum_n dL/dy[n] @ columns(x)[n]^T, the transposed operand read in place; for
-    stride 1, dL/dx = the convolution of dL/dy with the kernel flipped and its channel axes
-    swapped, padded by kh-1-ph (what col2im's scattered additions add up to); otherwise the
-    textbook's col2im."""
+    """Stride 1, the mirror image: dL/dy shifted into the kh*kw offsets (an im2col of dL/dy, which
+    has O channels, not C), then one product for dL/dx and one for dL/dW over the batch:
+
+        G[n, (o, i, j), p, q] = dL/dy[n, o, p + ph - i, q + pw - j]     (0 outside)
+        dL/dx[n] = W^T G[n]        dL/dW = sum_n G[n] x[n]^T
+
+    The transposed operand is read as it lies (cuBLAS takes the transpose as a flag). Other
+    strides, and padding wider than the kernel, take the textbook kernel."""
+    (n, c, h, w), (o, _, kh, kw), (ph, pw) = x.shape, weight.shape, padding
+    if stride != (1, 1) or ph > kh - 1 or pw > kw - 1:
+        return conv2d_backward_im2col(gy, x, weight, stride, padding, need_x, need_weight)
     xp = backend.get_array_module(gy)
-    n, out_channels = gy.shape[:2]
-    kh, kw = weight.shape[2:]
+    if _is_pointwise(weight, stride, padding):
+        shifted = gy.reshape(n, o, h * w)
+        flat_weight = weight.reshape(o, c)
+    else:
+        padded = _pad(gy, kh - 1 - ph, kw - 1 - pw)
+        views = [padded[:, :, kh - 1 - i:kh - 1 - i + h, kw - 1 - j:kw - 1 - j + w]
+                 for i, j in _offsets((kh, kw))]
+        shifted = xp.stack(views, axis=2).reshape(n, o * kh * kw, h * w)
+        flat_weight = weight.reshape(o, c, kh * kw).transpose(0, 2, 1).reshape(o * kh * kw, c)
     gx = gw = None
-    if need_weight:
-        if _is_pointwise(weight, stride, padding):
-            cols = x.reshape(n, x.shape[1], -1)
-        else:
-            cols, _ = _columns(x, (kh, kw), stride, padding)
-        gy_matrix = gy.reshape(n, out_channels, -1)
-        gw = xp.matmul(gy_matrix, cols.transpose(0, 2, 1)).sum(axis=0).reshape(weight.shape)
     if need_x:
-        if _is_pointwise(weight, stride, padding):
-            gx = xp.matmul(weight.reshape(out_channels, -1).T, gy.reshape(n, out_channels, -1))
-            gx = gx.reshape(x.shape)
-        elif stride == (1, 1) and padding[0] <= kh - 1 and padding[1] <= kw - 1:
-            flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-            gx = conv2d_forward(gy, flipped, (1, 1), (kh - 1 - padding[0], kw - 1 - padding[1]))
-        else:
-            gx, _ = conv2d_backward_im2col(gy, x, weight, stride, padding, need_weight=False)
+        gx = xp.matmul(flat_weight.T, shifted).reshape(x.shape)
+    if need_weight:
+        by_offset = xp.matmul(shifted, x.reshape(n, c, h * w).transpose(0, 2, 1)).sum(axis=0)
+        gw = xp.ascontiguousarray(by_offset.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
     return gx, gw
 
 
