@@ -56,7 +56,10 @@ def _synchronize(device):
         cupy.cuda.Device().synchronize()
 
 
-def _minidense_step_fn(model_name, batch_size, device, memory_efficient, seed=0):
+def _minidense_step_fn(model_name, batch_size, device, memory_efficient, seed=0, image_size=32,
+                       synchronize=True):
+    """(step, model, optimizer): one training step of the benchmark (forward, cross-entropy,
+    backward, SGD-Nesterov), waiting for the GPU at its end when ``synchronize``."""
     import numpy as np
 
     import minidense as md
@@ -70,7 +73,8 @@ def _minidense_step_fn(model_name, batch_size, device, memory_efficient, seed=0)
     model.train()
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
     rng = np.random.default_rng(seed)
-    x = md.tensor(rng.standard_normal((batch_size, 3, 32, 32)).astype(np.float32), device=device)
+    x = md.tensor(rng.standard_normal((batch_size, 3, image_size, image_size)).astype(np.float32),
+                  device=device)
     y = md.tensor(rng.integers(0, 10, batch_size), device=device)
 
     def step():
@@ -78,7 +82,8 @@ def _minidense_step_fn(model_name, batch_size, device, memory_efficient, seed=0)
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
-        _synchronize(device)
+        if synchronize:
+            _synchronize(device)
         return loss
     return step, model, opt
 
